@@ -1,0 +1,86 @@
+"""`llmfs check [UNIT]`: a student's self-check against the public tests.
+
+Runs the public tests of one unit (or of every ready unit) against a target
+(exercises/ by default), then prints, per unit, tests passed out of total
+and the functions still left TODO. Exit status 0 only if every selected
+test passed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .course import Course
+from .results import TestResult, run_pytest
+from .targets import Target, resolve_target
+from .todos import todo_functions
+
+
+def public_test_files(course: Course, unit_id: str) -> list[str]:
+    return sorted(str(p) for p in course.public_tests.glob(f"test_{unit_id}_*.py"))
+
+
+def check(course: Course, unit_id: str | None = None, target_spec: str = "exercises",
+          verbose: bool = False, out=sys.stdout) -> int:
+    units = [course.unit(unit_id)] if unit_id else list(course.ready_units)
+    target: Target = resolve_target(course, target_spec)
+    files = [f for u in units for f in public_test_files(course, u.id)]
+    results: list[TestResult] = []
+    errors: list[tuple[str, str]] = []
+    if files:
+        marker = " or ".join(u.id for u in units)
+        args = [*files, "--target", str(target_spec), "-m", marker, "--rootdir", str(course.root),
+                "-c", str(course.root / "pyproject.toml")]
+        if verbose:
+            args += ["-v", "--tb=short"]
+        _, collector = run_pytest(args, quiet=not verbose)
+        results = list(collector.results.values())
+        errors = collector.collect_errors
+
+    print(f"Checking {target.label} against the public tests\n", file=out)
+    print(f"{'unit':<6} {'passed':>8}  title", file=out)
+    all_ok = not errors
+    for u in units:
+        mine = [r for r in results if r.unit == u.id]
+        passed = sum(r.outcome == "passed" for r in mine)
+        all_ok &= bool(mine) and passed == len(mine)
+        print(f"{u.id:<6} {passed:>3}/{len(mine):<4}  {u.title}", file=out)
+        todos = [f"{m}.{name}" for m in u.modules
+                 for f in [target.module_file(m)] if f is not None for name in todo_functions(f)]
+        if todos:
+            print(f"       left TODO: {', '.join(todos)}", file=out)
+        if not mine:
+            print("       (no public tests found for this unit)", file=out)
+        failed = [r for r in mine if r.outcome != "passed"]
+        not_started = [r for r in failed if r.exc_type == "NotImplementedError"]
+        if not_started:
+            print(f"       {len(not_started)} failing with NotImplementedError (not written yet)", file=out)
+        for r in failed:
+            if r not in not_started and not verbose:
+                first = (r.message or r.outcome).strip().splitlines()
+                print(f"       x {r.name}: {(first[0] if first else r.outcome)[:160]}", file=out)
+    for nodeid, text in errors:
+        print(f"\nerror collecting {nodeid}:\n{text.strip()[-800:]}", file=out)
+    total = len(results)
+    passed = sum(r.outcome == "passed" for r in results)
+    print(f"\n{passed}/{total} tests passed" + ("" if all_ok else "; run with -v for the details"), file=out)
+    return 0 if all_ok else 1
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help="run the public tests of one unit (or all) against your code",
+                       description="Run the public tests against your code (exercises/ by default) and "
+                                   "show, per unit, tests passed and the functions still left TODO. "
+                                   "Exits 0 only if every selected test passes.")
+    p.add_argument("unit", nargs="?", help="a unit id such as u04 (default: every unit)")
+    p.add_argument("--target", default="exercises",
+                   help="'exercises' (default), 'solutions', or a folder holding scratchllm/")
+    p.add_argument("-v", "--verbose", action="store_true", help="show pytest's output with tracebacks")
+    p.set_defaults(func=_main)
+
+
+def _main(args) -> int:
+    from .cli import course_from
+
+    course = course_from(args)
+    return check(course, args.unit, args.target, verbose=args.verbose)

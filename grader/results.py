@@ -1,0 +1,129 @@
+"""Running course tests with pytest and collecting what happened to each.
+
+`run_pytest` runs pytest in this process with a collector plugin and
+returns one `TestResult` per test: outcome, unit, weight, the type of the
+exception that failed it, and its message. `llmfs check`, `llmfs validate`,
+the judge and the kit's own tests all read results this way, never by
+parsing pytest's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .pytest_plugin import unit_of, weight_of
+
+
+@dataclass
+class TestResult:
+    __test__ = False  # not a pytest test class
+
+    nodeid: str
+    unit: str | None
+    weight: float = 1.0
+    outcome: str = "passed"  # passed | failed | error | skipped
+    exc_type: str | None = None
+    message: str = ""
+    summary: str | None = None
+    duration: float = 0.0
+    hidden: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.nodeid.split("::", 1)[-1]
+
+
+@dataclass(eq=False)
+class Collector:
+    hidden_dir: Path | None = None
+    results: dict[str, TestResult] = field(default_factory=dict)
+    collect_errors: list[tuple[str, str]] = field(default_factory=list)
+    items: dict[str, object] = field(default_factory=dict)
+
+    def pytest_collection_modifyitems(self, items):
+        for item in items:
+            hidden = bool(self.hidden_dir and Path(str(item.fspath)).resolve().is_relative_to(self.hidden_dir))
+            self.results[item.nodeid] = TestResult(item.nodeid, unit_of(item), weight_of(item), hidden=hidden)
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collect_errors.append((report.nodeid, str(report.longrepr)))
+
+    def pytest_runtest_logreport(self, report):
+        r = self.results.get(report.nodeid)
+        if r is None:
+            return
+        r.duration += report.duration
+        props = dict(report.user_properties)
+        if report.when == "call" and report.passed and r.outcome == "passed":
+            return
+        if report.failed:
+            r.outcome = "failed" if report.when == "call" else ("error" if r.outcome == "passed" else r.outcome)
+            if not r.message:
+                r.message = _message(report)
+                r.exc_type = props.get("exc_type") or _exc_type(report)
+                r.summary = props.get("summary")
+        elif report.skipped and r.outcome == "passed":
+            r.outcome = "skipped"
+            r.message = _message(report)
+
+
+def _message(report) -> str:
+    longrepr = report.longrepr
+    crash = getattr(getattr(longrepr, "reprcrash", None), "message", None)
+    if crash:
+        return crash
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr).strip().splitlines()[-1] if longrepr else ""
+
+
+def _exc_type(report) -> str | None:
+    crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", "") or ""
+    head = crash.split(":", 1)[0].strip()
+    return head.rsplit(".", 1)[-1] if head and " " not in head else None
+
+
+def run_pytest(args: list[str], *, hidden_dir: Path | None = None, quiet: bool = True,
+               plugins: tuple = ()) -> tuple[int, Collector]:
+    """Run pytest with `args`; return its exit code and the collector."""
+    collector = Collector(hidden_dir=hidden_dir.resolve() if hidden_dir else None)
+    argv = ["-p", "no:cacheprovider", *args]
+    if quiet:
+        argv = ["-q", "--no-header", "--tb=no", "-p", "no:warnings", *argv]
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = pytest.main(argv, plugins=[collector, *plugins])
+        if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
+            tail = out.getvalue().strip().splitlines()
+            collector.collect_errors.append(("pytest", "\n".join(tail[-5:])))
+    else:
+        code = pytest.main(argv, plugins=[collector, *plugins])
+    return int(code), collector
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m grader.results PYTEST_ARGS...``: run pytest quietly and print
+    one JSON object with every test's result (for tools and the kit's tests)."""
+    import dataclasses
+    import json
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    hidden = None
+    if argv[:1] == ["--hidden-dir"]:
+        hidden, argv = Path(argv[1]), argv[2:]
+    code, collector = run_pytest(argv, hidden_dir=hidden)
+    json.dump({"exit_code": code,
+               "results": [dataclasses.asdict(r) for r in collector.results.values()],
+               "collect_errors": collector.collect_errors}, sys.stdout, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Running a probe against a package: `student.run(probe, *args)`.
+
+`InProcessRunner` calls the probe right here, which is what plain
+``pytest`` uses, so tracebacks and ``pdb`` work as students expect. It still
+enforces the rules the worker will: the probe must be shippable, arguments
+and results must be plain data with exact types, and arguments are copied so
+the callee cannot change the caller's inputs. A test that passes in-process
+therefore means the same thing under ``llmfs grade``, where
+`grader.worker.WorkerRunner` sends the same call to another process.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Callable
+
+from .probes import describe
+from .targets import import_modules
+from .wire import NotPlainData, check_plain, copy_plain
+
+
+class StudentResultError(AssertionError):
+    """The student's code returned something that is not plain data."""
+
+
+def check_arguments(args: tuple, kwargs: dict) -> None:
+    check_plain(list(args), "the probe's arguments")
+    check_plain(kwargs, "the probe's keyword arguments")
+
+
+class InProcessRunner:
+    """Runs probes against a package loaded in this process."""
+
+    def __init__(self, load_package: Callable[[], ModuleType], modules: tuple[str, ...], label: str):
+        self._load = load_package
+        self.modules = modules
+        self.label = label
+
+    def run(self, probe, *args, **kwargs):
+        describe(probe)  # refuse probes the worker could not run
+        check_arguments(args, kwargs)
+        pkg = self._load()
+        import_modules(pkg, self.modules)
+        result = probe(pkg, *copy_plain(list(args)), **copy_plain(kwargs))
+        try:
+            check_plain(result, f"the result of {probe.__name__}")
+        except NotPlainData as e:
+            raise StudentResultError(f"{self.label} code returned something that is not plain data: {e}") from None
+        return result
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label}>"
