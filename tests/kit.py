@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,3 +26,26 @@ def run_course_tests(*args: str, cwd: Path = ROOT, env: dict | None = None) -> d
 def llmfs(*args: str, cwd: Path = ROOT, timeout: int = 1200) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "grader", *args], cwd=cwd, capture_output=True,
                           text=True, encoding="utf-8", timeout=timeout)
+
+
+def plant_mutant(tmp_path: Path, module: str, old: str, new: str) -> Path:
+    """A submission folder: the reference with `old` replaced by `new` in `module`."""
+    src = (ROOT / "solutions" / "scratchllm" / f"{module}.py").read_text(encoding="utf-8")
+    assert old in src, f"mutant no longer applies: {old!r} not in solutions/scratchllm/{module}.py"
+    pkg = tmp_path / "mutant" / "scratchllm"
+    pkg.mkdir(parents=True)
+    for f in (ROOT / "solutions" / "scratchllm").glob("*.py"):
+        shutil.copy(f, pkg / f.name)
+    (pkg / f"{module}.py").write_text(src.replace(old, new), encoding="utf-8")
+    return pkg.parent
+
+
+def assert_mutant_caught(tmp_path: Path, unit: str, module: str, description: str, old: str, new: str,
+                         tests: str = "exercises/tests") -> None:
+    """The unit's tests in `tests`, run on the mutant, fail at least once for a real reason."""
+    target = plant_mutant(tmp_path, module, old, new)
+    results = run_course_tests(tests, "-m", unit, "--target", str(target))
+    caught = [k for k, r in results.items()
+              if r["outcome"] == "failed" and r["exc_type"] != "NotImplementedError"]
+    assert results, f"no {unit} tests ran"
+    assert caught, f"no {unit} test in {tests} catches: {description}"
