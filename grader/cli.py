@@ -16,7 +16,7 @@ from .course import CourseError, load_course
 from .targets import TargetError
 
 # Modules that define a subcommand, in the order `llmfs --help` lists them.
-COMMANDS = ("grader.check",)
+COMMANDS = ("grader.check", "grader.grade")
 
 
 class UserError(Exception):

@@ -119,7 +119,8 @@ def student(request):
         return factory(unit, request.node)
     course: Course = request.config.stash[COURSE_KEY]
     target: Target = request.config.stash[TARGET_KEY]
-    return InProcessRunner(lambda: _package(course.package, target), unit.modules, "your")
+    return InProcessRunner(lambda: _package(course.package, target), unit.modules, "your",
+                           request.node.nodeid)
 
 
 @pytest.fixture
@@ -131,7 +132,8 @@ def reference(request):
         target = resolve_target(course, "solutions")
     except TargetError as e:
         pytest.fail(f"this test needs the reference solution: {e}", pytrace=False)
-    return InProcessRunner(lambda: _package(REFERENCE_NAME, target), unit.modules, "the reference")
+    return InProcessRunner(lambda: _package(REFERENCE_NAME, target), unit.modules, "the reference",
+                           request.node.nodeid)
 
 
 def _package(name: str, target: Target):
@@ -165,6 +167,13 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and report.when == "call":
         exc = call.excinfo.value
         report.user_properties.append(("exc_type", getattr(exc, "student_type", None) or call.excinfo.typename))
-        summary = getattr(exc, "summary", None)
-        if summary:
-            report.user_properties.append(("summary", summary))
+        for prop in ("summary", "hint", "kind"):
+            value = getattr(exc, prop, None)
+            if isinstance(value, str) and value:
+                report.user_properties.append((prop, value))
+        if getattr(exc, "student_type", None) is not None:
+            report.user_properties.append(("origin", "student"))
+            report.user_properties.append(("summary", getattr(exc, "summary_line", str(exc).splitlines()[0])))
+        elif type(exc).__name__ in ("WorkerFailure", "UnitBlocked", "StudentResultError"):
+            report.user_properties.append(("origin", "worker"))
+            report.user_properties.append(("summary", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))

@@ -32,6 +32,7 @@ class TestResult:
     summary: str | None = None
     duration: float = 0.0
     hidden: bool = False
+    props: dict = field(default_factory=dict)  # what the plugin recorded about the failure
 
     @property
     def name(self) -> str:
@@ -68,6 +69,7 @@ class Collector:
                 r.message = _message(report)
                 r.exc_type = props.get("exc_type") or _exc_type(report)
                 r.summary = props.get("summary")
+                r.props = {k: v for k, v in props.items() if isinstance(v, str)}
         elif report.skipped and r.outcome == "passed":
             r.outcome = "skipped"
             r.message = _message(report)

@@ -11,12 +11,29 @@ therefore means the same thing under ``llmfs grade``, where
 
 from __future__ import annotations
 
+import random
+import zlib
 from types import ModuleType
 from typing import Callable
+
+import numpy as np
+import torch
 
 from .probes import describe
 from .targets import import_modules
 from .wire import NotPlainData, check_plain, copy_plain
+
+
+def call_seed(nodeid: str, call_index: int) -> int:
+    """The seed for the n-th probe call of a test: the same in-process and in the worker."""
+    return zlib.crc32(f"{nodeid.split('::', 1)[-1]}#{call_index}".encode("utf-8"))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch before a probe call, so grading is repeatable."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
 
 
 class StudentResultError(AssertionError):
@@ -31,16 +48,21 @@ def check_arguments(args: tuple, kwargs: dict) -> None:
 class InProcessRunner:
     """Runs probes against a package loaded in this process."""
 
-    def __init__(self, load_package: Callable[[], ModuleType], modules: tuple[str, ...], label: str):
+    def __init__(self, load_package: Callable[[], ModuleType], modules: tuple[str, ...], label: str,
+                 nodeid: str = ""):
         self._load = load_package
         self.modules = modules
         self.label = label
+        self.nodeid = nodeid
+        self.calls = 0
 
     def run(self, probe, *args, **kwargs):
         describe(probe)  # refuse probes the worker could not run
         check_arguments(args, kwargs)
         pkg = self._load()
         import_modules(pkg, self.modules)
+        self.calls += 1
+        seed_everything(call_seed(self.nodeid, self.calls))
         result = probe(pkg, *copy_plain(list(args)), **copy_plain(kwargs))
         try:
             check_plain(result, f"the result of {probe.__name__}")

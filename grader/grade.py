@@ -1,0 +1,73 @@
+"""`llmfs grade SUBMISSION`: grade one submission against public and hidden tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from . import report
+from .judge import Options, grade
+from .remote import GradingRefused
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "grade", help="grade one submission (a folder or .zip holding scratchllm/) with the hidden tests",
+        description="Grade one submission: its code runs in a sandboxed worker process; the public and hidden "
+                    "tests run here and compute the score. 'solutions' and 'exercises' grade the reference and "
+                    "the stubs. As root the worker cannot read hidden tests or solutions and has no network; "
+                    "as a normal user the report says which isolation was not available.")
+    p.add_argument("submission", help="a folder or .zip holding scratchllm/, or 'solutions' / 'exercises'")
+    p.add_argument("--unit", action="append", dest="units", metavar="UNIT",
+                   help="grade only this unit (repeatable; default: every ready unit)")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
+    p.add_argument("--out", metavar="FILE", help="write the report to FILE instead of standard output")
+    p.add_argument("--isolation", choices=("auto", "root", "user"), default="auto",
+                   help="'auto' (default): full sandbox as root, process isolation otherwise")
+    p.add_argument("--insecure", action="store_true",
+                   help="grade even if the worker could read hidden files (not for real grading)")
+    p.set_defaults(func=_main)
+
+
+def resolve_submission(course, spec: str) -> Path:
+    from .cli import UserError
+
+    if spec in ("solutions", "exercises"):
+        path = (course.solutions if spec == "solutions" else course.exercises)
+        if spec == "solutions":
+            return _solutions_as_submission(course)
+        return path
+    path = Path(spec)
+    if not path.exists():
+        raise UserError(f"{spec}: no such file or folder")
+    return path
+
+
+def _solutions_as_submission(course) -> Path:
+    """solutions/ holds only the modules with TODOs, which is exactly a submission."""
+    from .cli import UserError
+
+    if not (course.solutions / course.package).is_dir():
+        raise UserError("this course has no solutions/ (a student release?)")
+    return course.solutions
+
+
+def _main(args) -> int:
+    from .cli import UserError, course_from
+
+    course = course_from(args)
+    for u in args.units or []:
+        if not course.unit(u).ready:
+            raise UserError(f"unit {u} is planned, not ready: it has nothing to grade yet")
+    submission = resolve_submission(course, args.submission)
+    try:
+        g = grade(course, submission, Options(units=args.units, insecure=args.insecure, isolation=args.isolation))
+    except GradingRefused as e:
+        raise UserError(str(e)) from None
+    g.submission = args.submission
+    text = report.to_json(g) if args.format == "json" else report.to_text(g)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0 if g.error is None else 1

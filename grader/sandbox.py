@@ -1,0 +1,194 @@
+"""Confining the worker process before it touches student code.
+
+Called inside the worker after its own (trusted) imports and before the
+student's package is imported. What it can do depends on who we are:
+
+As root (Gradescope, CI, a container):
+  - new mount, network and PID namespaces: no network but a downed loopback,
+    and the worker is PID 1 of its own namespace, so killing it kills every
+    process the student started;
+  - a fresh root filesystem made of read-only bind mounts of the system and
+    Python directories only, plus the staged submission and a size-capped
+    tmpfs for /tmp: the course folder, grader/hidden/ and solutions/ simply do
+    not exist there (no reliance on file modes);
+  - an unprivileged uid of its own, no_new_privs.
+
+As a normal user: resource limits, a scrubbed environment and a fresh
+temporary working directory. Files cannot be hidden; the report says so.
+
+Every step that worked is recorded in `Isolation.in_force`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
+
+# What the worker needs to see of the host, besides Python's own folders.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc")
+DEVICES = ("null", "zero", "random", "urandom", "full")
+SANDBOX_HOME = "/sandbox"          # inside the new root: the staged submission
+SANDBOX_WORKDIR = "/tmp/work"      # inside the new root: the working directory
+TMPFS_MB = 256
+
+
+class SandboxError(Exception):
+    pass
+
+
+@dataclass
+class Isolation:
+    in_force: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def as_plain(self) -> dict:
+        return {"in_force": list(self.in_force), "missing": list(self.missing)}
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise SandboxError(f"{what}: {os.strerror(err)}")
+
+
+def _mount(libc, src: str, dst: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    _check(libc.mount(src.encode(), dst.encode(), fstype.encode() if fstype else None, flags,
+                      data.encode() if data else None), f"mount {src} on {dst}")
+
+
+def apply_limits(limits: dict, isolation: Isolation) -> None:
+    """Resource limits for this process and its children (CPU, memory, files, processes)."""
+    mb = 1 << 20
+    pairs = [
+        (resource.RLIMIT_CPU, (int(limits["cpu_s"]), int(limits["cpu_s"]) + 5)),
+        (resource.RLIMIT_AS, (int(limits["memory_mb"]) * mb,) * 2),
+        (resource.RLIMIT_FSIZE, (int(limits["file_size_mb"]) * mb,) * 2),
+        (resource.RLIMIT_CORE, (0, 0)),
+        (resource.RLIMIT_NOFILE, (256, 256)),
+    ]
+    for res, value in pairs:
+        resource.setrlimit(res, value)
+    isolation.in_force.append(f"limits: {limits['cpu_s']} CPU s, {limits['memory_mb']} MB memory, "
+                              f"{limits['file_size_mb']} MB files, {limits['processes']} processes")
+
+
+def limit_processes(extra: int) -> None:
+    """RLIMIT_NPROC counts every process of this uid, so allow what exists plus `extra`."""
+    uid = os.getuid()
+    count = 0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.stat(f"/proc/{d}").st_uid == uid:
+                    count += 1
+            except OSError:
+                pass
+    n = count + extra
+    resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
+
+
+def scrub_environment(workdir: str) -> None:
+    keep = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": workdir, "TMPDIR": workdir, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    os.environ.clear()
+    os.environ.update(keep)
+
+
+def python_dirs(course_root: Path) -> list[str]:
+    """Folders Python loads code from, minus anything that would expose the course."""
+    root = course_root.resolve()
+    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    candidates.update(p for p in sys.path if p)
+    prefixes = [Path(p).resolve() for p in (sys.prefix, sys.base_prefix)]
+    out = []
+    for c in candidates:
+        p = Path(c).resolve()
+        if not p.is_dir():
+            continue
+        inside_course = p == root or root in p.parents
+        above_course = p in root.parents
+        inside_prefix = any(p == pre or pre in p.parents for pre in prefixes)
+        if above_course or (inside_course and not inside_prefix):
+            continue
+        out.append(str(p))
+    # Keep only the outermost of nested folders.
+    out.sort(key=len)
+    kept: list[str] = []
+    for p in out:
+        if not any(p == k or p.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(p)
+    return kept
+
+
+def enter_namespaces() -> None:
+    """unshare mount, network and PID namespaces (root only). The caller must fork:
+    only children of this process live in the new PID namespace."""
+    libc = _libc()
+    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID), "unshare")
+
+
+def build_root(new_root: str, staged: str, course_root: Path, tmpfs_mb: int = TMPFS_MB) -> None:
+    """Make `new_root` a minimal filesystem and chroot into it (root, in a new mount ns)."""
+    libc = _libc()
+    _mount(libc, "none", "/", None, MS_REC | MS_PRIVATE)
+    os.makedirs(new_root, exist_ok=True)
+    _mount(libc, "llmfs", new_root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=755")
+
+    def bind(src: str, dst_rel: str | None = None, readonly: bool = True, is_file: bool = False):
+        dst = new_root + (dst_rel if dst_rel is not None else src)
+        if is_file:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            open(dst, "a").close()
+        else:
+            os.makedirs(dst, exist_ok=True)
+        _mount(libc, src, dst, None, MS_BIND | MS_REC)
+        if readonly:
+            _mount(libc, src, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_REC)
+
+    for d in SYSTEM_DIRS:
+        if os.path.isdir(d) and not os.path.islink(d):
+            bind(d)
+        elif os.path.islink(d):
+            os.symlink(os.readlink(d), new_root + d)
+    for d in python_dirs(course_root):
+        bind(d)
+    for dev in DEVICES:
+        if os.path.exists(f"/dev/{dev}"):
+            bind(f"/dev/{dev}", readonly=False, is_file=True)
+    bind(staged, SANDBOX_HOME)
+    for d in ("/tmp", "/dev/shm", "/proc"):
+        os.makedirs(new_root + d, exist_ok=True)
+    os.chmod(new_root + "/tmp", 0o1777)
+    os.chmod(new_root + "/dev/shm", 0o1777)
+    _mount(libc, "proc", new_root + "/proc", "proc", MS_NOSUID | MS_NODEV)
+    os.chroot(new_root)
+    os.chdir("/")
+
+
+def drop_privileges(uid: int) -> None:
+    libc = _libc()
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
+
+
+def die_with_parent() -> None:
+    import signal
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -1,0 +1,232 @@
+"""The worker: the only process that runs student code under `llmfs grade`.
+
+Started by the judge as ``python -m grader.worker IN_FD OUT_FD``. It reads
+framed requests from IN_FD and writes exactly one framed reply per request
+to OUT_FD; its stdout and stderr go to a pipe the judge caps and keeps only
+as a courtesy for the student. Everything it sends is plain data encoded by
+`grader.wire`; the judge decodes it into exact plain types.
+
+Start-up, in order: trusted imports; runtime guards for forbidden APIs;
+confinement (`grader.sandbox`); then, and only then, the student's package.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import traceback
+
+import torch
+
+from . import forbid, probes, runners, sandbox, targets, wire
+
+MAX_FRAME = 1 << 30
+TRACEBACK_CHARS = 4000
+
+
+# ----------------------------------------------------------------- framing
+
+def write_frame(fd: int, payload: bytes) -> None:
+    data = struct.pack("<Q", len(payload)) + payload
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def read_exact(fd: int, n: int) -> bytes:
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int) -> bytes:
+    (n,) = struct.unpack("<Q", read_exact(fd, 8))
+    if n > MAX_FRAME:
+        raise ValueError("frame too large")
+    return read_exact(fd, n)
+
+
+# ----------------------------------------------------------------- serving
+
+def _describe_exception(e: BaseException) -> tuple[str, str]:
+    try:
+        name = type(e).__name__
+        if isinstance(e, SystemExit):
+            return name, f"sys.exit({e.code!r}) was called during the call"
+        return name, str(e)[:2000]
+    except BaseException:  # a student's __str__ may itself raise
+        return "Exception", "(the exception could not be shown)"
+
+
+def _traceback(e: BaseException) -> str:
+    try:
+        tb = e.__traceback__
+        tb = tb.tb_next if tb is not None else None  # drop this module's frame
+        text = "".join(traceback.format_exception(type(e), e, tb))
+        return text[-TRACEBACK_CHARS:]
+    except BaseException:
+        return ""
+
+
+class Server:
+    def __init__(self, package_dir: str, package: str, modules: dict, forbids: dict):
+        self.package_dir = package_dir
+        self.package_name = package
+        self.modules = modules
+        self.guards = forbid.RuntimeGuards(forbids)
+        self.pkg = None
+        self.import_errors: dict[str, tuple[str, str, str]] = {}
+
+    def load(self):
+        if self.pkg is None:
+            target = targets.Target("submission", (targets.Path(self.package_dir),))
+            self.pkg = targets.load_package(target, self.package_name)
+        return self.pkg
+
+    def import_unit(self, unit: str):
+        pkg = self.load()
+        for m in self.modules.get(unit, ()):
+            if m in self.import_errors:
+                raise ImportFailed(*self.import_errors[m])
+            try:
+                targets.import_modules(pkg, [m])
+            except BaseException as e:  # SyntaxError, an exception at import time, sys.exit...
+                name, msg = _describe_exception(e)
+                self.import_errors[m] = (m, f"{name}: {msg}", _traceback(e))
+                raise ImportFailed(*self.import_errors[m]) from None
+        return pkg
+
+    def call(self, req: dict) -> dict:
+        unit = req["unit"]
+        try:
+            pkg = self.import_unit(unit)
+        except ImportFailed as e:
+            return {"ok": False, "kind": "import", "type": "ImportError",
+                    "message": f"could not import {self.package_name}.{e.module}: {e.message}",
+                    "traceback": e.tb}
+        try:
+            fn = probes.rebuild(req["probe"])
+            runners.seed_everything(int(req["seed"]))
+            with self.guards.active(unit):
+                value = fn(pkg, *req["args"], **req["kwargs"])
+        except BaseException as e:
+            name, msg = _describe_exception(e)
+            return {"ok": False, "kind": "exception", "type": name, "message": msg, "traceback": _traceback(e)}
+        try:
+            wire.check_plain(value, "the result")
+        except wire.NotPlainData as e:
+            return {"ok": False, "kind": "notplain", "type": "TypeError", "message": str(e), "traceback": ""}
+        return {"ok": True, "value": value}
+
+
+class ImportFailed(Exception):
+    def __init__(self, module: str, message: str, tb: str):
+        super().__init__(message)
+        self.module, self.message, self.tb = module, message, tb
+
+
+def can_read(paths: list[str]) -> list[str]:
+    readable = []
+    for p in paths:
+        try:
+            if os.path.isdir(p):
+                os.listdir(p)
+            else:
+                with open(p, "rb") as f:
+                    f.read(1)
+            readable.append(p)
+        except OSError:
+            pass
+    return readable
+
+
+def serve(fd_in: int, fd_out: int, server: Server, isolation: sandbox.Isolation) -> None:
+    write_frame(fd_out, wire.encode({"ok": True, "isolation": isolation.as_plain(), "pid": os.getpid()}))
+    while True:
+        try:
+            req = wire.decode(read_frame(fd_in))
+        except EOFError:
+            os._exit(0)
+        op = req.get("op")
+        if op == "call":
+            reply = server.call(req)
+        elif op == "can_read":
+            reply = {"ok": True, "value": can_read(req["paths"])}
+        else:
+            reply = {"ok": False, "kind": "protocol", "type": "ValueError", "message": f"unknown op {op!r}",
+                     "traceback": ""}
+        reply["id"] = req.get("id")
+        try:
+            payload = wire.encode(reply)
+        except wire.NotPlainData as e:  # pragma: no cover - checked above
+            payload = wire.encode({"id": req.get("id"), "ok": False, "kind": "notplain", "type": "TypeError",
+                                   "message": str(e), "traceback": ""})
+        sys.stdout.flush()
+        sys.stderr.flush()
+        write_frame(fd_out, payload)
+
+
+def main(argv: list[str]) -> None:
+    fd_in, fd_out = int(argv[0]), int(argv[1])
+    init = wire.decode(read_frame(fd_in))
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    server = Server(init["package_dir"], init["package"], init["modules"], init["forbid"])
+    isolation = sandbox.Isolation()
+    isolation.in_force.append("separate process")
+    limits = init["limits"]
+    staged = os.path.dirname(init["package_dir"])
+
+    if init["mode"] == "root":
+        sandbox.enter_namespaces()
+        child = os.fork()
+        if child:
+            # The parent stays outside, holds nothing, and reports the child's pid.
+            write_frame(fd_out, wire.encode({"ok": True, "host_pid": child}))
+            for fd in (fd_in, fd_out):
+                os.close(fd)
+            _, status = os.waitpid(child, 0)
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code & 0x7F)
+        sandbox.build_root(init["new_root"], staged, sandbox.Path(init["course_root"]))
+        server.package_dir = f"{sandbox.SANDBOX_HOME}/{init['package']}"
+        os.makedirs(sandbox.SANDBOX_WORKDIR, exist_ok=True)
+        os.chown(sandbox.SANDBOX_WORKDIR, init["uid"], init["uid"])
+        os.chdir(sandbox.SANDBOX_WORKDIR)
+        sandbox.scrub_environment(sandbox.SANDBOX_WORKDIR)
+        sandbox.apply_limits(limits, isolation)
+        sandbox.drop_privileges(init["uid"])
+        resource_n = int(limits["processes"])
+        sandbox.limit_processes(resource_n)
+        sandbox.die_with_parent()
+        isolation.in_force += ["network off (own network namespace)",
+                               "hidden files unreachable (own root filesystem; no course folder)",
+                               f"unprivileged user (uid {init['uid']})",
+                               "own PID namespace (all processes killed with the worker)",
+                               f"/tmp capped at {sandbox.TMPFS_MB} MB"]
+    else:
+        workdir = init["workdir"]
+        os.chdir(workdir)
+        sandbox.scrub_environment(workdir)
+        sandbox.apply_limits(limits, isolation)
+        sandbox.limit_processes(int(limits["processes"]))
+        isolation.in_force.append("fresh temporary working directory")
+        isolation.missing += ["hidden files readable: grading as a normal user cannot hide grader/hidden/ and "
+                              "solutions/ from student code; run llmfs grade as root (in a container, or with "
+                              "sudo) to hide them", "network not disabled (needs root)"]
+    isolation.in_force.append("scrubbed environment")
+    serve(fd_in, fd_out, server, isolation)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
