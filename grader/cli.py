@@ -16,7 +16,7 @@ from .course import CourseError, load_course
 from .targets import TargetError
 
 # Modules that define a subcommand, in the order `llmfs --help` lists them.
-COMMANDS = ("grader.check", "grader.grade", "grader.validate", "grader.release", "grader.data_cmd")
+COMMANDS = ("grader.check", "grader.grade", "grader.batch", "grader.validate", "grader.release", "grader.data_cmd")
 
 
 class UserError(Exception):

@@ -19,6 +19,7 @@ from .course import Course
 from .pytest_plugin import set_student_runner_factory
 from .remote import GradingRefused, WorkerFailure, WorkerPool, WorkerRunner
 from .results import run_pytest
+from .sandbox import protected_roots
 from .scoring import Grade, score
 from .todos import read_source
 
@@ -30,6 +31,7 @@ class Options:
     units: list[str] | None = None
     insecure: bool = False
     isolation: str = "auto"  # auto | root | user
+    fork_first: bool = True  # start the first worker by fork (faster); False: exec, like restarts
 
 
 class _GradingPlugin:
@@ -50,11 +52,15 @@ def test_files(course: Course, unit_ids: list[str]) -> list[str]:
 
 
 def secret_paths(course: Course) -> list[str]:
-    """What student code must not be able to read when files are hidden."""
-    paths = [course.root, course.hidden_tests, course.solutions, course.root / "course.toml"]
-    paths += sorted(course.hidden_tests.glob("*.py"))[:3]
-    paths += sorted((course.solutions / course.package).glob("*.py"))[:3]
-    return [str(p) for p in paths if p.exists()]
+    """What student code must not be able to read when files are hidden: the
+    course's hidden tests and solutions, and those of the grader's own checkout."""
+    paths: list[Path] = []
+    for root in protected_roots(course.root):
+        hidden, solutions = root / "grader" / "hidden", root / "solutions"
+        paths += [root, hidden, solutions, root / "course.toml"]
+        paths += sorted(hidden.glob("*.py"))[:3] + sorted((solutions / course.package).glob("*.py"))[:3]
+    paths += [course.hidden_tests, course.solutions]
+    return sorted({str(p) for p in paths if p.exists()})
 
 
 def choose_mode(requested: str) -> str:
@@ -96,8 +102,10 @@ def grade(course: Course, submission: Path, options: Options | None = None) -> G
         return g
 
     mode = choose_mode(options.isolation)
+    # The first worker is forked from this process, which holds nothing secret yet:
+    # no test file and no reference module has been loaded.
     pool = WorkerPool(course, staged.package_dir, mode=mode, uid=UID_BASE + os.getpid() % 100_000,
-                      limits=course.defaults)
+                      limits=course.defaults, fork_first=options.fork_first)
     try:
         try:
             isolation = pool.start()

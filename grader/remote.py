@@ -106,11 +106,14 @@ class Worker:
         self.proc: subprocess.Popen | None = None
         self.host_pid: int | None = None
         self.isolation = Isolation()
+        self.stray_replies = 0
         self.scratch = Path(tempfile.mkdtemp(prefix="llmfs-worker-"))
         os.chmod(self.scratch, 0o755)
 
     # -- lifecycle
-    def start(self) -> None:
+    def start(self, fork: bool = False) -> None:
+        """Start the worker: exec a fresh interpreter, or (`fork`) fork this
+        process, which is only safe while it holds nothing secret."""
         req_r, self.req_w = os.pipe()
         self.rep_r, rep_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -118,14 +121,6 @@ class Worker:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": grader_parent,
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
                "PYTHONDONTWRITEBYTECODE": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.worker", str(req_r), str(rep_w)], pass_fds=(req_r, rep_w),
-            stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, cwd=self.scratch, env=env,
-            start_new_session=True)
-        for fd in (req_r, rep_w, out_w):
-            os.close(fd)
-        self.output = _OutputDrain(out_r, self.limits.output_kb * 1024)
-        self.output.start()
         limits = {k: getattr(self.limits, k) for k in ("cpu_s", "memory_mb", "processes", "file_size_mb")}
         init = {"package_dir": str(self.package_dir), "package": self.course.package,
                 "modules": {u.id: list(u.modules) for u in self.course.units},
@@ -134,7 +129,23 @@ class Worker:
                 "course_root": str(self.course.root), "new_root": str(self.scratch / "root"),
                 "workdir": str(self.scratch)}
         deadline = time.monotonic() + START_TIMEOUT_S
-        self._send(wire.encode(init), deadline)
+        if fork:
+            from . import worker  # imported here, in the judge, before any fork
+            pid = os.fork()
+            if pid == 0:
+                worker.forked(req_r, rep_w, out_w, init)
+            self.proc = _Child(pid)
+        else:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "grader.worker", str(req_r), str(rep_w)], pass_fds=(req_r, rep_w),
+                stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, cwd=self.scratch, env=env,
+                start_new_session=True)
+        for fd in (req_r, rep_w, out_w):
+            os.close(fd)
+        self.output = _OutputDrain(out_r, self.limits.output_kb * 1024)
+        self.output.start()
+        if not fork:
+            self._send(wire.encode(init), deadline)
         ready = None
         while ready is None:
             msg = self._receive(deadline, "while starting")
@@ -242,13 +253,34 @@ class Worker:
         req_id = secrets.token_hex(8)
         deadline = time.monotonic() + timeout
         self._send(wire.encode({**req, "id": req_id}), deadline)
-        reply = self._receive(deadline)
-        if reply.get("id") != req_id:
-            raise WorkerFailure("the worker sent a reply to a different request")
-        readable, _, _ = select.select([self.rep_r], [], [], 0)
-        if readable:
-            raise WorkerFailure("the worker sent more than one reply")
-        return reply
+        while True:
+            reply = self._receive(deadline)
+            if reply.get("id") == req_id:
+                return reply
+            self.stray_replies += 1  # a second reply to an earlier request: never an answer
+
+
+class _Child:
+    """The little of subprocess.Popen's interface we use, for a forked child."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.005)
+        return self.returncode
 
 
 def _kill(pid: int) -> None:
@@ -261,8 +293,10 @@ def _kill(pid: int) -> None:
 class WorkerPool:
     """The worker for one submission, restarted after every failure."""
 
-    def __init__(self, course: Course, package_dir: Path, *, mode: str, uid: int, limits: Limits):
+    def __init__(self, course: Course, package_dir: Path, *, mode: str, uid: int, limits: Limits,
+                 fork_first: bool = False):
         self.course, self.package_dir, self.mode, self.uid, self.limits = course, package_dir, mode, uid, limits
+        self.fork_next = fork_first  # only the first worker, started before any test is loaded
         self.worker: Worker | None = None
         self.restarts = 0
         self.started_at = time.monotonic()
@@ -276,7 +310,8 @@ class WorkerPool:
             self.worker = Worker(self.course, self.package_dir, self.mode, self.limits, self.uid)
             try:
                 self.worker.timeout = START_TIMEOUT_S
-                self.worker.start()
+                fork, self.fork_next = self.fork_next, False
+                self.worker.start(fork=fork)
             except WorkerFailure as e:
                 self.worker.kill()
                 self.worker = None

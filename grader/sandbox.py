@@ -110,9 +110,16 @@ def scrub_environment(workdir: str) -> None:
     os.environ.update(keep)
 
 
+def protected_roots(course_root: Path) -> list[Path]:
+    """Folders that hold hidden tests or solutions: the course graded, and the
+    checkout the grader itself runs from (they differ when grading a copy)."""
+    kit = Path(__file__).resolve().parent.parent
+    return sorted({course_root.resolve(), kit})
+
+
 def python_dirs(course_root: Path) -> list[str]:
     """Folders Python loads code from, minus anything that would expose the course."""
-    root = course_root.resolve()
+    roots = protected_roots(course_root)
     candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     candidates.update(p for p in sys.path if p)
     prefixes = [Path(p).resolve() for p in (sys.prefix, sys.base_prefix)]
@@ -121,8 +128,8 @@ def python_dirs(course_root: Path) -> list[str]:
         p = Path(c).resolve()
         if not p.is_dir():
             continue
-        inside_course = p == root or root in p.parents
-        above_course = p in root.parents
+        inside_course = any(p == root or root in p.parents for root in roots)
+        above_course = any(p in root.parents for root in roots)
         inside_prefix = any(p == pre or pre in p.parents for pre in prefixes)
         if above_course or (inside_course and not inside_prefix):
             continue

@@ -173,9 +173,27 @@ def serve(fd_in: int, fd_out: int, server: Server, isolation: sandbox.Isolation)
         write_frame(fd_out, payload)
 
 
+def _exit_code(status: int) -> int:
+    """A child's wait status as an exit code, 128+N for death by signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _reap_until(child: int) -> int:
+    """Wait for `child`, reaping any other process meanwhile; its exit code."""
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == child:
+            return _exit_code(status)
+
+
 def main(argv: list[str]) -> None:
     fd_in, fd_out = int(argv[0]), int(argv[1])
-    init = wire.decode(read_frame(fd_in))
+    run(fd_in, fd_out, wire.decode(read_frame(fd_in)))
+
+
+def run(fd_in: int, fd_out: int, init: dict) -> None:
+    """Set up the worker described by `init`, then serve requests until EOF."""
     torch.set_num_threads(1)
     try:
         torch.set_num_interop_threads(1)
@@ -188,16 +206,16 @@ def main(argv: list[str]) -> None:
     staged = os.path.dirname(init["package_dir"])
 
     if init["mode"] == "root":
+        # Three processes: this one stays outside and tells the judge the pid of the
+        # second, which is PID 1 of a new PID namespace and only reaps; the third serves.
+        # Killing the second kills everything the student's code started.
         sandbox.enter_namespaces()
-        child = os.fork()
-        if child:
-            # The parent stays outside, holds nothing, and reports the child's pid.
-            write_frame(fd_out, wire.encode({"ok": True, "host_pid": child}))
+        init_pid = os.fork()
+        if init_pid:
+            write_frame(fd_out, wire.encode({"ok": True, "host_pid": init_pid}))
             for fd in (fd_in, fd_out):
                 os.close(fd)
-            _, status = os.waitpid(child, 0)
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(128 - code if code < 0 else code & 0x7F)
+            os._exit(_reap_until(init_pid))
         sandbox.build_root(init["new_root"], staged, sandbox.Path(init["course_root"]))
         server.package_dir = f"{sandbox.SANDBOX_HOME}/{init['package']}"
         os.makedirs(sandbox.SANDBOX_WORKDIR, exist_ok=True)
@@ -206,9 +224,13 @@ def main(argv: list[str]) -> None:
         sandbox.scrub_environment(sandbox.SANDBOX_WORKDIR)
         sandbox.apply_limits(limits, isolation)
         sandbox.drop_privileges(init["uid"])
-        resource_n = int(limits["processes"])
-        sandbox.limit_processes(resource_n)
+        sandbox.limit_processes(int(limits["processes"]))
         sandbox.die_with_parent()
+        server_pid = os.fork()
+        if server_pid:
+            for fd in (fd_in, fd_out, 0, 1, 2):
+                os.close(fd)
+            os._exit(_reap_until(server_pid))
         isolation.in_force += ["network off (own network namespace)",
                                "hidden files unreachable (own root filesystem; no course folder)",
                                f"unprivileged user (uid {init['uid']})",
@@ -223,10 +245,34 @@ def main(argv: list[str]) -> None:
         isolation.in_force.append("fresh temporary working directory")
         isolation.missing += ["hidden files readable: grading as a normal user cannot hide grader/hidden/ and "
                               "solutions/ from student code; run llmfs grade as root (in a container, or with "
-                              "sudo) to hide them", "network not disabled (needs root)"]
+                              "sudo) to hide them", "network not disabled (needs root)",
+                              "disk use not capped beyond the file size limit (needs root)"]
     isolation.in_force.append("scrubbed environment")
     serve(fd_in, fd_out, server, isolation)
 
+
+def forked(fd_in: int, fd_out: int, out_fd: int, init: dict) -> None:
+    """Entry point of a worker forked from the judge instead of started afresh
+    (it skips a second import of torch): make this process look like a fresh
+    worker, then run it. Never returns."""
+    try:
+        os.setsid()
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        for fd in range(3, 1024):  # the judge's files are none of the worker's business
+            if fd not in (fd_in, fd_out):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
+        os.chdir(init["workdir"])
+        run(fd_in, fd_out, init)
+    finally:
+        os._exit(70)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -1,0 +1,232 @@
+"""`llmfs grade` and `llmfs grade-all` against honest and hostile submissions.
+
+All sample submissions are graded once, by one `grade-all` run on a copy of
+the course whose call timeout is 3 s (so hangs cost little), and each test
+reads its submission's JSON report. The rule for every attack: it scores
+exactly what the control (the same code with the attacked function simply
+not written) scores, and the batch goes on.
+"""
+
+import csv
+import json
+import os
+import re
+import shutil
+import socket
+
+import pytest
+
+import adversarial as adv
+from kit import ROOT, llmfs
+
+IS_ROOT = os.geteuid() == 0
+UNIT = "u04"
+
+
+def course_copy(dest):
+    """The course with a 3 s call timeout: only what grading reads."""
+    for name in ("pyproject.toml", "conftest.py"):
+        shutil.copy(ROOT / name, dest / name)
+    text = (ROOT / "course.toml").read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^call_timeout_s = \d+", "call_timeout_s = 3", text, count=1)
+    (dest / "course.toml").write_text(text, encoding="utf-8")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "exercises", dest / "exercises", ignore=ignore)
+    shutil.copytree(ROOT / "solutions", dest / "solutions", ignore=ignore)
+    shutil.copytree(ROOT / "grader" / "hidden", dest / "grader" / "hidden", ignore=ignore)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A listening socket on loopback: reachable unless the worker has its own network."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    yield s.getsockname()[1]
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, server):
+    base = tmp_path_factory.mktemp("grading")
+    (base / "course").mkdir()
+    course = course_copy(base / "course")
+    subs = base / "subs"
+    subs.mkdir()
+    for name, source in adv.ATTACKS.items():
+        adv.write_submission(subs, name, source)
+    adv.write_submission(subs, "network", adv.network_attack(server))
+    adv.write_submission(subs, "honest", adv.REFERENCE)
+    adv.write_submission(subs, "honest_again", adv.REFERENCE)
+    adv.write_submission(subs, "crlf_bom", adv.REFERENCE, crlf_bom=True)
+    adv.write_submission(subs, "static_forbidden", adv.STATIC_FORBIDDEN)
+    adv.write_submission(subs, "runtime_forbidden", adv.RUNTIME_FORBIDDEN)
+    adv.write_submission(subs, "syntax_error", adv.SYNTAX_ERROR)
+    adv.write_submission(subs, "raises_at_import", adv.RAISES_AT_IMPORT)
+    adv.write_submission(subs, "second_reply", adv.SECOND_REPLY)
+    adv.write_symlinked(subs, "symlinked")
+    ref = adv.REFERENCE.encode("utf-8")
+    adv.write_zip(subs, "zipped", {"alice/scratchllm/attention.py": ref, "alice/scratchllm/__pycache__/x.pyc": b"\0"})
+    adv.write_zip(subs, "zip_slip", {"scratchllm/attention.py": ref, "../../evil.py": b"x = 1"})
+    adv.write_zip(subs, "zip_symlink", {"scratchllm/attention.py": ref}, symlink="scratchllm/passwd.py")
+    adv.write_zip(subs, "zip_data_file", {"scratchllm/attention.py": ref, "scratchllm/weights.bin": b"\0" * 10})
+    (subs / "not_a_zip.zip").write_bytes(b"this is not a zip file")
+    out = base / "out" / "grades.csv"
+    out.parent.mkdir()
+    proc = llmfs("--course", str(course / "course.toml"), "grade-all", str(subs), "--jobs", "2",
+                 "--out", str(out), "--unit", UNIT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (base / "out" / "grades-reports").glob("*.json")}
+    with out.open(encoding="utf-8", newline="") as fh:
+        rows = {r["submission"]: r for r in csv.DictReader(fh)}
+    return {"reports": reports, "rows": rows, "course": course, "subs": subs, "out": out, "stderr": proc.stderr}
+
+
+def statuses(report):
+    return {t["name"]: t["status"] for t in report["tests"]}
+
+
+def test_every_submission_got_a_row(batch):
+    expected = set(adv.ATTACKS) | {"network", "honest", "honest_again", "crlf_bom", "static_forbidden",
+                                   "runtime_forbidden", "syntax_error", "raises_at_import", "second_reply",
+                                   "symlinked", "zipped", "zip_slip", "zip_symlink", "zip_data_file", "not_a_zip"}
+    assert set(batch["rows"]) == expected
+
+
+def test_the_reference_gets_full_marks(batch):
+    for name in ("honest", "crlf_bom", "zipped"):
+        r = batch["reports"][name]
+        assert r["score"] == r["max_score"] == 10, (name, [t for t in r["tests"] if t["status"] != "passed"])
+
+
+def test_the_control_gets_the_honest_part_only(batch):
+    r = batch["reports"]["control"]
+    failed = [t["name"] for t in r["tests"] if t["status"] != "passed"]
+    assert failed and all("causal_mask" in n for n in failed), failed
+    assert 0 < r["score"] < r["max_score"]
+
+
+@pytest.mark.parametrize("attack", sorted(set(adv.ATTACKS) - {"control"}))
+def test_an_attack_scores_exactly_its_honest_part(batch, attack):
+    control, got = batch["reports"]["control"], batch["reports"][attack]
+    if attack in adv.NEEDS_FILE_HIDING and not IS_ROOT:
+        assert got["isolation"]["hidden_files_readable"] is True  # and the report says so
+        assert any("hidden files readable" in m for m in got["isolation"]["missing"])
+        return
+    assert statuses(got) == statuses(control), {k: v for k, v in statuses(got).items()
+                                                if statuses(control)[k] != v}
+    assert got["score"] == control["score"]
+    assert batch["rows"][attack]["score"] == batch["rows"]["control"]["score"]
+
+
+@pytest.mark.parametrize("attack, words", [
+    ("hang", "timed out after 3 s"),
+    ("sys_exit", "sys.exit(0)"),
+    ("os_exit", "worker exited with code 0 during the call"),
+    ("crash", "segmentation fault"),
+    ("base_exception", "Escape"),
+    ("always_equal", "not plain data"),
+    ("tensor_subclass", "torch.Tensor subclass"),
+    ("float_subclass", "float subclass"),
+])
+def test_failures_are_explained_plainly(batch, attack, words):
+    messages = [t["message"] for t in batch["reports"][attack]["tests"] if "causal_mask" in t["name"]]
+    assert messages and all(words in m for m in messages), messages
+
+
+def test_the_stubs_and_syntax_errors_score_zero_with_the_error_shown(batch):
+    r = batch["reports"]["syntax_error"]
+    assert r["score"] == 0
+    assert all("SyntaxError" in t["message"] and "line" in t["message"] for t in r["tests"]), r["tests"][0]
+    r = batch["reports"]["raises_at_import"]
+    assert r["score"] == 0 and all("broken at import" in t["message"] for t in r["tests"])
+
+
+def test_forbidden_apis_fail_the_unit_naming_call_and_line(batch):
+    r = batch["reports"]["static_forbidden"]
+    assert r["score"] == 0
+    assert all("scaled_dot_product_attention" in t["message"] and "line" in t["message"] for t in r["tests"])
+    r = batch["reports"]["runtime_forbidden"]
+    attention_tests = [t for t in r["tests"] if "sdpa" in t["name"] or "mha" in t["name"]]
+    assert attention_tests and all(t["status"] == "failed" for t in attention_tests)
+    assert all("not allowed in unit u04" in t["message"] for t in attention_tests)
+    assert any(t["status"] == "passed" for t in r["tests"])  # softmax and causal_mask are honest
+
+
+def test_a_second_reply_is_never_taken_as_an_answer(batch):
+    # Every causal_mask call is answered honestly, then again with a forged value. Were a
+    # stray reply ever taken as the answer to a later call, that test would fail.
+    r = batch["reports"]["second_reply"]
+    assert r["score"] == r["max_score"], [t for t in r["tests"] if t["status"] != "passed"]
+
+
+@pytest.mark.parametrize("name, words", [
+    ("symlinked", "symbolic link"), ("zip_slip", "parent path"), ("zip_symlink", "symbolic link"),
+    ("zip_data_file", "not a Python file"), ("not_a_zip", "not a readable zip"),
+])
+def test_unsafe_submissions_are_refused_with_a_reason(batch, name, words):
+    r = batch["reports"][name]
+    assert r["score"] == 0 and r["max_score"] == 10
+    assert words in r["error"]
+    assert words in batch["rows"][name]["error"]
+
+
+def test_network_is_off_in_the_worker_as_root(batch):
+    r = batch["reports"]["network"]
+    causal = {t["name"]: t["status"] for t in r["tests"] if "causal_mask" in t["name"]}
+    if IS_ROOT:
+        assert set(causal.values()) == {"failed"}
+    else:
+        assert set(causal.values()) == {"passed"}
+        assert any("network" in m for m in r["isolation"]["missing"])
+
+
+def test_forged_files_change_nothing(batch):
+    assert not (ROOT / "forged.json").exists() and not (ROOT / "tests" / "forged.json").exists()
+    assert batch["rows"]["forged_files"]["score"] == batch["rows"]["control"]["score"]
+
+
+def test_printed_output_cannot_change_the_score(batch):
+    assert batch["reports"]["fake_results"]["score"] == batch["reports"]["control"]["score"]
+
+
+def test_hidden_failures_never_show_expected_values(batch):
+    r = batch["reports"]["monkeypatch"]
+    for t in r["tests"]:
+        if t["hidden"] and t["status"] == "failed":
+            assert "expected" not in t["message"], t["message"]
+
+
+def test_reports_state_the_isolation_in_force(batch):
+    iso = batch["reports"]["honest"]["isolation"]
+    assert "separate process" in iso["in_force"]
+    if IS_ROOT:
+        assert iso["hidden_files_readable"] is False
+        assert any("network off" in s for s in iso["in_force"])
+        assert any("hidden files unreachable" in s for s in iso["in_force"])
+    else:
+        assert iso["hidden_files_readable"] is True
+
+
+def test_grading_is_deterministic(batch):
+    a, b = batch["reports"]["honest"], batch["reports"]["honest_again"]
+    strip = [{k: v for k, v in t.items() if k != "duration"} for t in a["tests"]]
+    assert strip == [{k: v for k, v in t.items() if k != "duration"} for t in b["tests"]]
+
+
+def test_grade_all_resumes_and_skips_what_is_graded(batch):
+    proc = llmfs("--course", str(batch["course"] / "course.toml"), "grade-all", str(batch["subs"]),
+                 "--out", str(batch["out"]), "--unit", UNIT)
+    assert proc.returncode == 0
+    assert "graded 0 submission(s)" in proc.stderr
+    with batch["out"].open(encoding="utf-8") as fh:
+        assert sum(1 for _ in fh) == len(batch["rows"]) + 1
+
+
+def test_json_schema_is_stable(batch):
+    r = batch["reports"]["honest"]
+    assert {"schema", "score", "max_score", "units", "tests", "isolation", "error", "notes"} <= set(r)
+    assert set(r["tests"][0]) == {"name", "unit", "score", "max_score", "status", "message", "duration", "hidden"}
+    assert set(r["units"][0]) >= {"id", "title", "score", "max_score", "passed", "total"}
+    assert abs(sum(t["max_score"] for t in r["tests"]) - r["max_score"]) < 1e-6
