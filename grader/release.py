@@ -438,7 +438,8 @@ class Summary:
     given: list[str]
 
 
-def _check_out(course: Course, out: Path, force: bool) -> None:
+def check_out_folder(course: Course, out: Path, force: bool) -> None:
+    """Raise ReleaseError if the release may not be written to `out` (it writes nothing)."""
     root = course.root.resolve()
     if out == root or out in root.parents:
         raise ReleaseError(f"{out} holds the course itself; choose another folder for the release")
@@ -470,7 +471,7 @@ def release(course: Course, out: Path | str, force: bool = False) -> Summary:
     if not (course.solutions / course.package).is_dir():
         raise ReleaseError(f"the leak check needs the reference in {course.solutions / course.package}; "
                            f"build the release from the instructor's course")
-    _check_out(course, out, force)
+    check_out_folder(course, out, force)
     plan = plan_release(course)
     prot = collect_protected(course)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from grader.course import load_course
-from grader.release import ReleaseError, find_leaks, is_trivial, plan_release, planned_unit_of, release
+from grader.release import ReleaseError, check_out_folder, find_leaks, is_trivial, plan_release, planned_unit_of, release
 from grader.todos import read_source, todo_functions
 import course_copy
 from kit import ROOT, llmfs
@@ -219,11 +219,11 @@ def test_a_non_empty_folder_is_refused_and_force_replaces_it_keeping_git(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["student"]
 
 
-def test_the_release_may_not_go_inside_the_course_it_releases(tmp_path):
-    for where in (ROOT, ROOT / "exercises" / "out", ROOT / "grader" / "dist"):
+def test_the_release_may_not_go_inside_the_course_it_releases():
+    # check_out_folder only decides; calling release() here could, if it were wrong, replace the course.
+    for where in (ROOT, ROOT.parent, ROOT / "exercises" / "out", ROOT / "grader" / "dist", ROOT / "solutions"):
         with pytest.raises(ReleaseError):
-            release(COURSE, where, force=True)
-    assert not (ROOT / "exercises" / "out").exists() and not (ROOT / "grader" / "dist").exists()
+            check_out_folder(COURSE, where.resolve(), force=True)
 
 
 # ---------------------------------------------------------------- planted leaks
