@@ -68,3 +68,18 @@ MUTANTS = [
 @pytest.mark.parametrize("description, old, new", MUTANTS, ids=[m[0] for m in MUTANTS])
 def test_public_tests_catch_the_mutant(tmp_path, description, old, new):
     assert_mutant_caught(tmp_path, "u03", "embeddings", description, old, new)
+
+
+# Bugs only the hidden tests are there to catch.
+HIDDEN_MUTANTS = [
+    ("learned positions accept negative positions (they wrap around)",
+     "if positions.numel() and (positions.min() < 0 or positions.max() >= self.max_T):",
+     "if positions.numel() and positions.max() >= self.max_T:"),
+    ("sinusoidal accepts an odd dim",
+     'if dim % 2 != 0:\n        raise ValueError(f"dim must be even, got {dim}")', "pass"),
+]
+
+
+@pytest.mark.parametrize("description, old, new", HIDDEN_MUTANTS, ids=[m[0] for m in HIDDEN_MUTANTS])
+def test_hidden_tests_catch_the_mutant(tmp_path, description, old, new):
+    assert_mutant_caught(tmp_path, "u03", "embeddings", description, old, new, tests="grader/hidden")

@@ -94,3 +94,20 @@ MUTANTS = [
 @pytest.mark.parametrize("description, old, new", MUTANTS, ids=[m[0] for m in MUTANTS])
 def test_public_tests_catch_the_mutant(tmp_path, description, old, new):
     assert_mutant_caught(tmp_path, "u05", "layers", description, old, new)
+
+
+# Bugs only the hidden tests are there to catch.
+HIDDEN_MUTANTS = [
+    ("LayerNorm variance as E[x^2] - E[x]^2 (cancels in float32)",
+     LN_STATS, LN_STATS.replace("((x - mean) ** 2).mean(dim=-1, keepdim=True)",
+                                "(x ** 2).mean(dim=-1, keepdim=True) - mean ** 2")),
+    ("make_norm falls back to LayerNorm for an unknown name",
+     "raise ValueError(f\"norm must be 'layer' or 'rms', got {norm!r}\")", "return LayerNorm(dim)"),
+    ("feed-forward layers ignore their dropout",
+     "self.dropout = nn.Dropout(dropout)", "self.dropout = nn.Dropout(0.0)"),
+]
+
+
+@pytest.mark.parametrize("description, old, new", HIDDEN_MUTANTS, ids=[m[0] for m in HIDDEN_MUTANTS])
+def test_hidden_tests_catch_the_mutant(tmp_path, description, old, new):
+    assert_mutant_caught(tmp_path, "u05", "layers", description, old, new, tests="grader/hidden")
