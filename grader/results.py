@@ -77,6 +77,9 @@ class Collector:
 
 def _message(report) -> str:
     longrepr = report.longrepr
+    missing_fixture = getattr(longrepr, "errorstring", None)  # e.g. "fixture 'x' not found"
+    if missing_fixture:
+        return str(missing_fixture).strip().splitlines()[0]
     crash = getattr(getattr(longrepr, "reprcrash", None), "message", None)
     if crash:
         return crash
