@@ -76,10 +76,17 @@ def rope_oracle(x, positions, theta=10000.0):
 
 # ---------------------------------------------------------------- Embedding
 
-def test_embedding_state_dict_is_one_weight(student):
-    got = student.run(state_shapes_probe, "Embedding", [10, 4])
-    assert_equal(got, {"weight": [10, 4]}, what="Embedding(10, 4).state_dict() names and shapes",
-                 hint="one nn.Parameter called weight, (num_embeddings, dim); no nn.Embedding inside")
+@pytest.mark.parametrize("cls_name, args, want, hint", [
+    ("Embedding", [10, 4], {"weight": [10, 4]},
+     "one nn.Parameter called weight, (num_embeddings, dim); no nn.Embedding inside"),
+    ("LearnedPositionalEmbedding", [16, 8], {"weight": [16, 8]}, "one table `weight` of shape (max_T, dim)"),
+    ("RotaryEmbedding", [8, 32], {},
+     "register the cos/sin tables with persistent=False: they are not learned, and checkpoints "
+     "must load into any correct implementation"),
+], ids=["Embedding", "LearnedPositionalEmbedding", "RotaryEmbedding"])
+def test_state_dict_names_and_shapes(student, cls_name, args, want, hint):
+    got = student.run(state_shapes_probe, cls_name, args)
+    assert_equal(got, want, what=f"{cls_name}({', '.join(map(str, args))}).state_dict() names and shapes", hint=hint)
 
 
 def test_embedding_returns_the_rows_of_weight(student, rng):
@@ -119,12 +126,6 @@ def test_sinusoidal_matches_the_formula(student, T, dim):
 
 # ---------------------------------------------------------------- learned positions
 
-def test_learned_positions_state_dict(student):
-    got = student.run(state_shapes_probe, "LearnedPositionalEmbedding", [16, 8])
-    assert_equal(got, {"weight": [16, 8]}, what="LearnedPositionalEmbedding(16, 8).state_dict()",
-                 hint="one table `weight` of shape (max_T, dim)")
-
-
 def test_learned_positions_look_up_the_positions_given(student, rng):
     weight = torch.randn(12, 4, generator=rng)
     positions = torch.tensor([[5, 0, 11, 3], [9, 9, 2, 7]])  # not 0..T-1
@@ -137,13 +138,6 @@ def test_learned_positions_look_up_the_positions_given(student, rng):
 
 
 # ---------------------------------------------------------------- RoPE
-
-def test_rope_state_dict_is_empty(student):
-    got = student.run(state_shapes_probe, "RotaryEmbedding", [8, 32])
-    assert_equal(got, {}, what="RotaryEmbedding(8, 32).state_dict()",
-                 hint="register the cos/sin tables with persistent=False: they are not learned, and "
-                      "checkpoints must load into any correct implementation")
-
 
 def test_rope_at_position_zero_is_the_identity(student, rng):
     x = torch.randn(3, 16, generator=rng)
