@@ -46,8 +46,8 @@ class Collector:
     collect_errors: list[tuple[str, str]] = field(default_factory=list)
     items: dict[str, object] = field(default_factory=dict)
 
-    def pytest_collection_modifyitems(self, items):
-        for item in items:
+    def pytest_collection_finish(self, session):
+        for item in session.items:  # after deselection by -m / -k
             hidden = bool(self.hidden_dir and Path(str(item.fspath)).resolve().is_relative_to(self.hidden_dir))
             self.results[item.nodeid] = TestResult(item.nodeid, unit_of(item), weight_of(item), hidden=hidden)
 
