@@ -156,17 +156,24 @@ class Worker:
         self.isolation = Isolation(**ready["isolation"])
 
     def kill(self) -> None:
-        if self.host_pid:
-            _kill(self.host_pid)
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+            if self.host_pid:
+                # Killing PID 1 of the worker's namespace kills everything in it; the
+                # process outside then reaps it and exits by itself.
+                _kill(self.host_pid)
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
         if self.mode == "root":
             _wait_until_gone(self.uid)
         for fd in ("req_w", "rep_r"):
