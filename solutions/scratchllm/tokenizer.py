@@ -149,7 +149,7 @@ def train_bpe(text: str | Iterable[str], vocab_size: int,
     words = [[bytes([b]) for b in w.encode("utf-8")] for w in word_counts]
     counts = list(word_counts.values())
 
-    pair_counts: Counter = Counter()
+    pair_counts: dict[tuple[bytes, bytes], int] = defaultdict(int)
     where: dict[tuple[bytes, bytes], set[int]] = defaultdict(set)  # pair -> words that contain it
     for i, word in enumerate(words):
         for pair in zip(word, word[1:]):
@@ -166,7 +166,7 @@ def train_bpe(text: str | Iterable[str], vocab_size: int,
         merges.append(pair)
         vocab[len(vocab)] = pair[0] + pair[1]
 
-        change: Counter = Counter()
+        change: dict[tuple[bytes, bytes], int] = defaultdict(int)
         for i in where.pop(pair):
             word = words[i]
             merged = merge_pair(word, pair)
@@ -201,7 +201,7 @@ class _Greatest:
         return self.pair > other.pair
 
 
-def _pop_most_frequent(heap: list, pair_counts: Counter) -> tuple[bytes, bytes] | None:
+def _pop_most_frequent(heap: list, pair_counts: dict) -> tuple[bytes, bytes] | None:
     """Pop the most frequent pair (greatest on ties), skipping outdated entries."""
     while heap:
         neg, entry = heapq.heappop(heap)
