@@ -189,8 +189,11 @@ class RuntimeGuards:
                 check(api)
                 original_init(self, *args, **kwargs)
 
-            return type(value.__name__, (value,), {"__init__": __init__, "__module__": value.__module__,
-                                                   "__qualname__": value.__qualname__})
+            try:  # a subclass keeps isinstance() and subclassing working
+                return type(value.__name__, (value,), {"__init__": __init__, "__module__": value.__module__,
+                                                       "__qualname__": value.__qualname__})
+            except TypeError:  # a compiled class that cannot be subclassed: guard its construction
+                pass
 
         @functools.wraps(value)
         def guard(*args, **kwargs):

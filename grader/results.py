@@ -26,7 +26,7 @@ class TestResult:
     nodeid: str
     unit: str | None
     weight: float = 1.0
-    outcome: str = "passed"  # passed | failed | error | skipped
+    outcome: str = "notrun"  # passed | failed | error | skipped | notrun (never reached)
     exc_type: str | None = None
     message: str = ""
     summary: str | None = None
@@ -61,19 +61,18 @@ class Collector:
             return
         r.duration += report.duration
         props = dict(report.user_properties)
-        if report.when == "call" and report.passed and r.outcome == "passed":
-            return
-        if report.failed:
-            r.outcome = "failed" if report.when == "call" else ("error" if r.outcome == "passed" else r.outcome)
-            if not r.message:
-                r.message = _message(report)
-                r.exc_type = props.get("exc_type") or _exc_type(report)
-                r.summary = props.get("summary")
-                r.props = {k: v for k, v in props.items() if isinstance(v, str)}
-        elif report.skipped and r.outcome == "passed":
+        settled = r.outcome not in ("notrun", "passed")
+        if report.failed and not settled:
+            r.outcome = "failed" if report.when == "call" else "error"
+            r.message = _message(report)
+            r.exc_type = props.get("exc_type") or _exc_type(report)
+            r.summary = props.get("summary")
+            r.props = {k: v for k, v in props.items() if isinstance(v, str)}
+        elif report.skipped and r.outcome == "notrun":
             r.outcome = "skipped"
             r.message = _message(report)
-
+        elif report.passed and report.when == "call" and r.outcome == "notrun":
+            r.outcome = "passed"
 
 def _message(report) -> str:
     longrepr = report.longrepr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,32 @@ def run_course_tests(*args: str, cwd: Path = ROOT, env: dict | None = None) -> d
                           env={**os.environ, **(env or {})}, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(proc.stdout)
+    assert not data["collect_errors"], data["collect_errors"]
+    return {r["nodeid"]: r for r in data["results"]}
+
+
+_server: subprocess.Popen | None = None
+
+
+def run_course_tests_reusing_process(*args: str, timeout: float = 600) -> dict:
+    """Like run_course_tests, in one long-lived pytest process (tests/pytest_server.py)."""
+    global _server
+    if _server is None or _server.poll() is not None:
+        _server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("pytest_server.py"))],
+                                   cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                   encoding="utf-8", env={**os.environ, "PYTHONPATH": str(ROOT)})
+    _server.stdin.write(json.dumps(list(args)) + "\n")
+    _server.stdin.flush()
+    ready, _, _ = select.select([_server.stdout], [], [], timeout)
+    if not ready:
+        _server.kill()
+        _server = None
+        raise AssertionError(f"course tests did not finish within {timeout} s: {args}")
+    line = _server.stdout.readline()
+    if not line:
+        _server = None
+        raise AssertionError(f"the pytest server died running {args}")
+    data = json.loads(line)
     assert not data["collect_errors"], data["collect_errors"]
     return {r["nodeid"]: r for r in data["results"]}
 
@@ -44,7 +71,8 @@ def assert_mutant_caught(tmp_path: Path, unit: str, module: str, description: st
                          tests: str = "exercises/tests") -> None:
     """The unit's tests in `tests`, run on the mutant, fail at least once for a real reason."""
     target = plant_mutant(tmp_path, module, old, new)
-    results = run_course_tests(tests, "-m", unit, "--target", str(target))
+    # One real failure is enough: stop there (tests after it report "notrun").
+    results = run_course_tests_reusing_process(tests, "-m", unit, "--target", str(target), "-x")
     caught = [k for k, r in results.items()
               if r["outcome"] == "failed" and r["exc_type"] != "NotImplementedError"]
     assert results, f"no {unit} tests ran"
