@@ -1,0 +1,516 @@
+"""Public tests for unit u06, models.
+
+Each test builds inputs here, runs a probe against your package with
+`student.run`, and judges the result here: parameter counts from the formula
+in the module docstring, a GPT written out with torch's own functions
+(F.layer_norm, F.scaled_dot_product_attention, ...), causality and position
+checks, GPT-2 initialisation statistics, and two small trainings. Run them
+with `llmfs check u06` or `pytest exercises/tests -m u06`.
+
+Your model.py uses your embeddings.py, attention.py and layers.py: finish
+units u03, u04 and u05 first.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from grader.testing import Mismatch, assert_close, assert_equal
+
+pytestmark = pytest.mark.u06
+
+TINY = dict(vocab_size=48, block_size=16, n_layer=2, n_head=4, d_model=32, d_ff=64, dropout=0.0,
+            positions="learned", norm="layer", ffn="gelu", tie_weights=True)
+LLAMA = dict(positions="rope", norm="rms", ffn="swiglu")
+TINY_S2S = dict(vocab_size=20, d_model=32, n_head=4, n_encoder_layers=2, n_decoder_layers=2, d_ff=64)
+
+
+# ---------------------------------------------------------------- probes
+# Probes run beside your code (in another process under `llmfs grade`):
+# they take your package first and return plain data.
+
+def build_gpt(pkg, cfg, seed):
+    torch.manual_seed(seed)
+    return pkg.model.GPT(pkg.model.GPTConfig(**cfg)).eval()
+
+
+def redraw_(model, seed, std=None):
+    """Draw every parameter again from a generator seeded with `seed`, in name
+    order, so that every correct implementation holds the same numbers.
+
+    std=None: matrices ~ N(0, 1/fan_in), gains 1 + 0.1 N(0, 1), biases 0.1 N(0, 1):
+    weights strong enough that every part of the model shows in the output.
+    std=s: matrices ~ N(0, s^2), gains 1, biases 0.
+    """
+    g = torch.Generator().manual_seed(seed)
+    seen = set()
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters(remove_duplicate=False)):
+            if id(p) in seen:  # a tied Parameter is drawn once
+                continue
+            seen.add(id(p))
+            noise = torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype)
+            if p.dim() >= 2:
+                p.copy_(noise * (std if std is not None else p.shape[-1] ** -0.5))
+            elif name.endswith("bias"):
+                p.copy_(noise * 0.1 if std is None else torch.zeros_like(p))
+            else:
+                p.copy_(1.0 + noise * 0.1 if std is None else torch.ones_like(p))
+    return model
+
+
+def gpt_state_shapes_probe(pkg, cfg):
+    model = build_gpt(pkg, cfg, 0)
+    return {name: list(t.shape) for name, t in model.state_dict().items()}
+
+
+def gpt_num_parameters_probe(pkg, cfg):
+    return int(build_gpt(pkg, cfg, 0).num_parameters())
+
+
+def gpt_forward_probe(pkg, cfg, seed, idx, targets):
+    """Logits and loss with strong random weights (the same in every correct implementation)."""
+    model = redraw_(build_gpt(pkg, cfg, seed), seed)
+    with torch.no_grad():
+        logits, loss = model(idx, targets)
+    return {"state": dict(model.state_dict()), "logits": logits, "loss": loss}
+
+
+def gpt_logits_pair_probe(pkg, cfg, seed, idx_a, idx_b):
+    model = redraw_(build_gpt(pkg, cfg, seed), seed)
+    with torch.no_grad():
+        return model(idx_a)[0], model(idx_b)[0]
+
+
+def gpt_final_norm_probe(pkg, cfg, seed, idx, scale):
+    """Logits, then the logits again after norm_f's parameters are multiplied by `scale`."""
+    model = redraw_(build_gpt(pkg, cfg, seed), seed)
+    with torch.no_grad():
+        before = model(idx)[0]
+        for name, p in model.named_parameters():
+            if name.startswith("norm_f."):
+                p.mul_(scale)
+        after = model(idx)[0]
+    return before, after
+
+
+def gpt_tying_probe(pkg, cfg, seed, idx, targets):
+    model = build_gpt(pkg, cfg, seed)
+    _, loss = model(idx, targets)
+    loss.backward()
+    emb, head = model.tok_emb.weight, model.lm_head.weight
+    return {"same_parameter": emb is head, "emb": emb.detach(), "head": head.detach(),
+            "emb_grad": emb.grad, "head_grad": head.grad}
+
+
+def gpt_fresh_state_probe(pkg, cfg, seed):
+    return dict(build_gpt(pkg, cfg, seed).state_dict())
+
+
+def gpt_init_loss_probe(pkg, cfg, seed, idx, targets):
+    with torch.no_grad():
+        return float(build_gpt(pkg, cfg, seed)(idx, targets)[1])
+
+
+def gpt_overfit_probe(pkg, cfg, seed, idx, targets, steps, lr):
+    """Train on one batch with AdamW; return the loss of every step."""
+    model = build_gpt(pkg, cfg, seed).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    losses = []
+    for _ in range(steps):
+        _, loss = model(idx, targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def s2s_state_shapes_probe(pkg, kwargs):
+    torch.manual_seed(0)
+    model = pkg.model.Seq2SeqTransformer(**kwargs)
+    return {name: list(t.shape) for name, t in model.state_dict().items()}
+
+
+def s2s_logits_pair_probe(pkg, kwargs, seed, src_a, tgt_a, src_b, tgt_b):
+    torch.manual_seed(seed)
+    model = redraw_(pkg.model.Seq2SeqTransformer(**kwargs).eval(), seed)
+    with torch.no_grad():
+        return model(src_a, tgt_a), model(src_b, tgt_b)
+
+
+def s2s_reverse_probe(pkg, kwargs, seed, train_src, test_src, bos, batch_size, lr):
+    """Train on (source, BOS + reversed source) with teacher forcing, then
+    decode test_src greedily; return the losses and the predicted tokens."""
+    torch.manual_seed(seed)
+    model = redraw_(pkg.model.Seq2SeqTransformer(**kwargs), seed, std=0.02).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    losses = []
+    for start in range(0, train_src.size(0), batch_size):
+        src = train_src[start:start + batch_size]
+        tgt = torch.cat([torch.full((src.size(0), 1), bos), src.flip(1)], dim=1)
+        logits = model(src, tgt[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    out = torch.full((test_src.size(0), 1), bos)
+    with torch.no_grad():
+        for _ in range(test_src.size(1)):
+            out = torch.cat([out, model(test_src, out)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return losses, out[:, 1:]
+
+
+# ---------------------------------------------------------------- the judge's side
+
+def gpt_config(base=TINY, **changes):
+    return {**base, **changes}
+
+
+def norm_params(cfg):
+    return 2 * cfg["d_model"] if cfg["norm"] == "layer" else cfg["d_model"]
+
+
+def expected_num_parameters(cfg):
+    """The formula of the module docstring."""
+    V, d, f = cfg["vocab_size"], cfg["d_model"], cfg["d_ff"]
+    ffn = 2 * d * f + f + d if cfg["ffn"] == "gelu" else 3 * d * f
+    block = 4 * d * d + 2 * norm_params(cfg) + ffn
+    return (V * d
+            + (cfg["block_size"] * d if cfg["positions"] == "learned" else 0)
+            + cfg["n_layer"] * block
+            + norm_params(cfg)
+            + (0 if cfg["tie_weights"] else V * d))
+
+
+def norm_shapes(prefix, d, norm):
+    shapes = {f"{prefix}.weight": [d]}
+    if norm == "layer":
+        shapes[f"{prefix}.bias"] = [d]
+    return shapes
+
+
+def ffn_shapes(prefix, d, f, ffn):
+    if ffn == "gelu":
+        return {f"{prefix}.up.weight": [f, d], f"{prefix}.up.bias": [f],
+                f"{prefix}.down.weight": [d, f], f"{prefix}.down.bias": [d]}
+    return {f"{prefix}.gate.weight": [f, d], f"{prefix}.up.weight": [f, d], f"{prefix}.down.weight": [d, f]}
+
+
+def attn_shapes(prefix, d):
+    return {f"{prefix}.{n}_proj.weight": [d, d] for n in ("q", "k", "v", "out")}
+
+
+def expected_gpt_shapes(cfg):
+    V, d, f, norm = cfg["vocab_size"], cfg["d_model"], cfg["d_ff"], cfg["norm"]
+    shapes = {"tok_emb.weight": [V, d]}
+    if cfg["positions"] == "learned":
+        shapes["pos_emb.weight"] = [cfg["block_size"], d]
+    for i in range(cfg["n_layer"]):
+        shapes.update(norm_shapes(f"blocks.{i}.norm1", d, norm))
+        shapes.update(attn_shapes(f"blocks.{i}.attn", d))
+        shapes.update(norm_shapes(f"blocks.{i}.norm2", d, norm))
+        shapes.update(ffn_shapes(f"blocks.{i}.ffn", d, f, cfg["ffn"]))
+    shapes.update(norm_shapes("norm_f", d, norm))
+    shapes["lm_head.weight"] = [V, d]
+    return shapes
+
+
+def expected_s2s_shapes(kw):
+    V, d, f = kw["vocab_size"], kw["d_model"], kw["d_ff"]
+    shapes = {"tok_emb.weight": [V, d]}
+    for i in range(kw["n_encoder_layers"]):
+        p = f"encoder.{i}"
+        shapes.update({**norm_shapes(f"{p}.norm1", d, "layer"), **attn_shapes(f"{p}.attn", d),
+                       **norm_shapes(f"{p}.norm2", d, "layer"), **ffn_shapes(f"{p}.ffn", d, f, "gelu")})
+    shapes.update(norm_shapes("enc_norm", d, "layer"))
+    for i in range(kw["n_decoder_layers"]):
+        p = f"decoder.{i}"
+        shapes.update({**norm_shapes(f"{p}.norm1", d, "layer"), **attn_shapes(f"{p}.self_attn", d),
+                       **norm_shapes(f"{p}.norm2", d, "layer"), **attn_shapes(f"{p}.cross_attn", d),
+                       **norm_shapes(f"{p}.norm3", d, "layer"), **ffn_shapes(f"{p}.ffn", d, f, "gelu")})
+    shapes.update(norm_shapes("dec_norm", d, "layer"))
+    shapes["lm_head.weight"] = [V, d]
+    return shapes
+
+
+def oracle_norm(x, sd, prefix, norm):
+    d = x.shape[-1]
+    if norm == "layer":
+        return F.layer_norm(x, (d,), sd[f"{prefix}.weight"], sd[f"{prefix}.bias"], eps=1e-5)
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * sd[f"{prefix}.weight"]
+
+
+def oracle_rope(x, theta=10000.0):
+    """Rotate pairs (x[2i], x[2i+1]) at position t by t * theta^(-2i/head_dim); x (B, H, T, hd)."""
+    T, hd = x.shape[-2], x.shape[-1]
+    angle = torch.outer(torch.arange(T, dtype=torch.float64),
+                        theta ** (-torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    pairs = x.double().unflatten(-1, (hd // 2, 2))
+    rotated = torch.view_as_real(torch.view_as_complex(pairs.contiguous()) * torch.exp(1j * angle))
+    return rotated.flatten(-2).to(x.dtype)
+
+
+def oracle_gpt(sd, cfg, idx):
+    """GPT's forward pass written with torch's functions, from a state_dict."""
+    B, T = idx.shape
+    d, H = cfg["d_model"], cfg["n_head"]
+    x = F.embedding(idx, sd["tok_emb.weight"])
+    if cfg["positions"] == "learned":
+        x = x + sd["pos_emb.weight"][:T]
+    for i in range(cfg["n_layer"]):
+        p = f"blocks.{i}"
+        h = oracle_norm(x, sd, f"{p}.norm1", cfg["norm"])
+        q, k, v = (F.linear(h, sd[f"{p}.attn.{n}_proj.weight"]).view(B, T, H, d // H).transpose(1, 2)
+                   for n in "qkv")
+        if cfg["positions"] == "rope":
+            q, k = oracle_rope(q), oracle_rope(k)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, d)
+        x = x + F.linear(a, sd[f"{p}.attn.out_proj.weight"])
+        h = oracle_norm(x, sd, f"{p}.norm2", cfg["norm"])
+        if cfg["ffn"] == "gelu":
+            h = F.gelu(F.linear(h, sd[f"{p}.ffn.up.weight"], sd[f"{p}.ffn.up.bias"]), approximate="tanh")
+            x = x + F.linear(h, sd[f"{p}.ffn.down.weight"], sd[f"{p}.ffn.down.bias"])
+        else:
+            h = F.silu(F.linear(h, sd[f"{p}.ffn.gate.weight"])) * F.linear(h, sd[f"{p}.ffn.up.weight"])
+            x = x + F.linear(h, sd[f"{p}.ffn.down.weight"])
+    return F.linear(oracle_norm(x, sd, "norm_f", cfg["norm"]), sd["lm_head.weight"])
+
+
+def random_ids(rng, vocab_size, *shape):
+    return torch.randint(0, vocab_size, shape, generator=rng)
+
+
+def check(ok, summary, detail="", hint=None):
+    if not ok:
+        raise Mismatch(summary, detail, hint)
+
+
+def describe(cfg):
+    keys = ("positions", "norm", "ffn", "tie_weights")
+    return ", ".join(f"{k}={cfg[k]!r}" for k in keys)
+
+
+def max_diff(a, b):
+    return float((a - b).abs().max())
+
+
+VARIANTS = [gpt_config(), gpt_config(**LLAMA), gpt_config(tie_weights=False),
+            gpt_config(positions="rope", norm="layer", ffn="gelu", tie_weights=False)]
+VARIANT_IDS = ["gpt2", "llama", "gpt2-untied", "rope-untied"]
+
+
+# ---------------------------------------------------------------- structure
+
+@pytest.mark.parametrize("cfg", VARIANTS[:2] + [gpt_config(positions="learned", norm="rms", ffn="swiglu")],
+                         ids=["gpt2", "llama", "learned-rms-swiglu"])
+def test_gpt_state_dict_names_and_shapes(student, cfg):
+    got = student.run(gpt_state_shapes_probe, cfg)
+    assert_equal(got, expected_gpt_shapes(cfg), what=f"GPT state_dict names and shapes ({describe(cfg)})",
+                 hint="names are fixed by the module docstring: tok_emb, pos_emb (learned only), "
+                      "blocks.{i}.(norm1, attn, norm2, ffn), norm_f, lm_head; RoPE stores nothing")
+
+
+@pytest.mark.parametrize("cfg", VARIANTS, ids=VARIANT_IDS)
+def test_num_parameters_matches_the_formula(student, cfg):
+    got = student.run(gpt_num_parameters_probe, cfg)
+    assert_equal(got, expected_num_parameters(cfg), what=f"GPT.num_parameters() ({describe(cfg)})",
+                 hint="count each Parameter once (sum over self.parameters()): a tied matrix counts "
+                      "once, learned position embeddings count, RoPE has no parameters")
+
+
+# ---------------------------------------------------------------- forward pass
+
+@pytest.mark.parametrize("cfg", VARIANTS[:2], ids=VARIANT_IDS[:2])
+def test_gpt_matches_torch_functional_gpt(student, rng, cfg):
+    idx = random_ids(rng, cfg["vocab_size"], 3, 11)
+    got = student.run(gpt_forward_probe, cfg, 1, idx, None)
+    assert_equal(list(got["logits"].shape), [3, 11, cfg["vocab_size"]], what="logits shape for idx of shape (3, 11)")
+    want = oracle_gpt(got["state"], cfg, idx)
+    assert_close(got["logits"], want, atol=1e-4, rtol=1e-4,
+                 what=f"GPT logits vs the same model written with torch functions ({describe(cfg)})",
+                 hint="tok_emb + pos_emb, the blocks in order, then norm_f, then lm_head")
+    check(got["loss"] is None, "GPT.forward(idx) without targets must return loss None",
+          f"got {type(got['loss']).__name__}")
+
+
+@pytest.mark.parametrize("ignore", [False, True], ids=["all-targets", "some-ignored"])
+def test_loss_is_mean_cross_entropy_over_all_positions(student, rng, ignore):
+    cfg = gpt_config()
+    idx = random_ids(rng, cfg["vocab_size"], 4, 9)
+    targets = random_ids(rng, cfg["vocab_size"], 4, 9)
+    if ignore:
+        targets[:, :3] = -100
+    got = student.run(gpt_forward_probe, cfg, 2, idx, targets)
+    logits = got["logits"]
+    want = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    check(isinstance(got["loss"], torch.Tensor) and got["loss"].dim() == 0,
+          "GPT.forward(idx, targets) must return the loss as a 0-dim tensor",
+          f"got {got['loss']!r}")
+    assert_close(got["loss"], want, atol=1e-5, rtol=1e-5,
+                 what="loss vs F.cross_entropy of your own logits" + (" (targets of -100 skipped)" if ignore else ""),
+                 hint="the mean over all B*T positions: flatten logits to (B*T, V) and targets to (B*T,); "
+                      "targets of -100 are skipped, as F.cross_entropy does by default")
+
+
+def test_logits_read_the_final_norm(student, rng):
+    cfg = gpt_config()
+    idx = random_ids(rng, cfg["vocab_size"], 2, 8)
+    before, after = student.run(gpt_final_norm_probe, cfg, 3, idx, 3.0)
+    assert_close(after, 3.0 * before, atol=1e-4, rtol=1e-4,
+                 what="logits after multiplying norm_f's weight and bias by 3 (they should triple)",
+                 hint="logits = lm_head(norm_f(x)): the head reads the normalised stream, not the blocks' raw output")
+
+
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_gpt_is_causal(student, rng, positions):
+    cfg = gpt_config(positions=positions)
+    T, cut = 12, 5
+    idx_a = random_ids(rng, cfg["vocab_size"], 2, T)
+    idx_b = idx_a.clone()
+    idx_b[:, cut:] = (idx_a[:, cut:] + 1 + random_ids(rng, cfg["vocab_size"] - 1, 2, T - cut)) % cfg["vocab_size"]
+    a, b = student.run(gpt_logits_pair_probe, cfg, 4, idx_a, idx_b)
+    assert_close(b[:, :cut], a[:, :cut], atol=1e-5, rtol=1e-4,
+                 what=f"logits at positions 0..{cut - 1} after changing the tokens at {cut}..{T - 1} ({positions} positions)",
+                 hint="a token must never see the future: every block's self-attention is causal")
+    check(max_diff(a[:, cut:], b[:, cut:]) > 1e-3,
+          f"logits at positions {cut}..{T - 1} did not change when their tokens did",
+          hint="the logits must depend on the input tokens")
+
+
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_gpt_uses_positions(student, rng, positions):
+    # With one block and no positions, the last token's output would not
+    # depend on the order of the tokens before it.
+    cfg = gpt_config(positions=positions, n_layer=1)
+    idx_a = torch.randperm(cfg["vocab_size"], generator=rng)[:10][None]
+    idx_b = idx_a.clone()
+    idx_b[0, [0, 1]] = idx_a[0, [1, 0]]
+    a, b = student.run(gpt_logits_pair_probe, cfg, 5, idx_a, idx_b)
+    check(max_diff(a[0, -1], b[0, -1]) > 1e-3,
+          f"swapping the first two tokens did not change the last position's logits ({positions} positions)",
+          hint="learned: add pos_emb(arange(T)) to the token vectors; rope: give every DecoderBlock the RotaryEmbedding")
+
+
+# ---------------------------------------------------------------- weight tying
+
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+def test_weight_tying(student, rng, tie):
+    cfg = gpt_config(tie_weights=tie)
+    V = cfg["vocab_size"]
+    idx = random_ids(rng, V // 2, 2, 8)  # tokens V/2 .. V-1 never appear in the input
+    targets = random_ids(rng, V, 2, 8)
+    got = student.run(gpt_tying_probe, cfg, 6, idx, targets)
+    unused = got["emb_grad"][V // 2:] if got["emb_grad"] is not None else None
+    if tie:
+        check(got["same_parameter"] is True, "with tie_weights=True, lm_head.weight is not tok_emb.weight",
+              hint="assign the Parameter: self.lm_head.weight = self.tok_emb.weight (copying the values is not tying)")
+        check(unused is not None and bool((unused != 0).any()),
+              "with tie_weights=True, embedding rows of tokens absent from the input got no gradient",
+              hint="tied, the output layer's gradient flows into tok_emb.weight for every token")
+    else:
+        check(got["same_parameter"] is False, "with tie_weights=False, lm_head.weight is tok_emb.weight",
+              hint="tie only when config.tie_weights is True")
+        check(max_diff(got["emb"], got["head"]) > 0,
+              "with tie_weights=False, lm_head.weight holds the same numbers as tok_emb.weight",
+              hint="two separate matrices, each initialised on its own")
+        check(unused is not None and bool((unused == 0).all()),
+              "with tie_weights=False, embedding rows of tokens absent from the input got a gradient",
+              hint="untied, only the rows that were looked up get a gradient")
+
+
+# ---------------------------------------------------------------- initialisation
+
+def test_gpt2_initialisation(student):
+    cfg = gpt_config(vocab_size=256, block_size=64, n_layer=8, d_model=64, d_ff=256, tie_weights=False)
+    state = student.run(gpt_fresh_state_probe, cfg, 7)
+    residual_std = 0.02 / math.sqrt(2 * cfg["n_layer"])
+    for name, t in sorted(state.items()):
+        if t.dim() >= 2:
+            want = residual_std if name.endswith(("attn.out_proj.weight", "ffn.down.weight")) else 0.02
+            got = float(t.double().pow(2).mean().sqrt())  # the std about 0
+            check(0.8 * want < got < 1.25 * want,
+                  f"{name} {list(t.shape)}: std {got:.4g}, expected about {want:.4g} (N(0, std^2))",
+                  hint="GPT-2: every matrix ~ N(0, 0.02^2); attn.out_proj and ffn.down ~ N(0, (0.02 / "
+                       "sqrt(2 * n_layer))^2); embeddings too (u03's Embedding starts at N(0, 1))")
+        elif name.endswith("bias"):
+            assert_close(t, torch.zeros_like(t), atol=0, rtol=0, what=f"{name} at initialisation",
+                         hint="biases start at 0")
+        else:
+            assert_close(t, torch.ones_like(t), atol=0, rtol=0, what=f"{name} at initialisation",
+                         hint="norm weights start at 1")
+
+
+def test_loss_at_initialisation_is_near_log_vocab(student, rng):
+    cfg = gpt_config(vocab_size=256, block_size=32, d_model=64, d_ff=128)
+    idx = random_ids(rng, 256, 8, 32)
+    targets = random_ids(rng, 256, 8, 32)
+    got = student.run(gpt_init_loss_probe, cfg, 8, idx, targets)
+    check(abs(got - math.log(256)) < 0.15,
+          f"loss at initialisation is {got:.4f}, expected close to ln(256) = {math.log(256):.4f}",
+          hint="small initial weights make the logits nearly equal, so the prediction is nearly uniform: "
+               "check gpt2_init_ and that the model calls it after building every part")
+
+
+def test_gpt_overfits_one_batch(student, rng):
+    cfg = gpt_config()
+    idx = random_ids(rng, cfg["vocab_size"], 2, 16)
+    targets = random_ids(rng, cfg["vocab_size"], 2, 16)
+    losses = student.run(gpt_overfit_probe, cfg, 9, idx, targets, 50, 1e-2)
+    check(len(losses) == 50 and all(math.isfinite(x) for x in losses),
+          "the training losses are not 50 finite numbers", f"got {losses[:5]}...")
+    check(losses[-1] < 0.1 * losses[0],
+          f"50 AdamW steps on one batch took the loss from {losses[0]:.3f} to {losses[-1]:.3f}; "
+          f"expected below {0.1 * losses[0]:.3f}",
+          hint="a correct model memorises 32 tokens quickly: look for gradients cut by .detach(), "
+               "parameters not registered (plain lists instead of nn.ModuleList), or a wrong loss")
+
+
+# ---------------------------------------------------------------- encoder-decoder
+
+def test_seq2seq_state_dict_names_and_shapes(student):
+    got = student.run(s2s_state_shapes_probe, TINY_S2S)
+    assert_equal(got, expected_s2s_shapes(TINY_S2S), what="Seq2SeqTransformer state_dict names and shapes",
+                 hint="tok_emb, encoder.{i}, enc_norm, decoder.{i}, dec_norm, lm_head (see the module docstring)")
+
+
+def test_seq2seq_decoder_is_causal_and_encoder_sees_everything(student, rng):
+    V = TINY_S2S["vocab_size"]
+    src = random_ids(rng, V, 2, 7)
+    tgt = random_ids(rng, V, 2, 5)
+    tgt_future = tgt.clone()
+    tgt_future[:, 3:] = (tgt[:, 3:] + 1) % V
+    src_last = src.clone()
+    src_last[:, -1] = (src[:, -1] + 1) % V
+    a, b = student.run(s2s_logits_pair_probe, TINY_S2S, 10, src, tgt, src, tgt_future)
+    assert_equal(list(a.shape), [2, 5, V], what="Seq2SeqTransformer logits shape for src (2, 7), tgt (2, 5)")
+    assert_close(b[:, :3], a[:, :3], atol=1e-5, rtol=1e-4,
+                 what="decoder logits at positions 0..2 after changing target tokens 3..4",
+                 hint="the decoder's self-attention is causal (CrossDecoderBlock does it)")
+    a, c = student.run(s2s_logits_pair_probe, TINY_S2S, 10, src, tgt, src_last, tgt)
+    check(max_diff(a[:, 0], c[:, 0]) > 1e-3,
+          "changing the last source token did not change the decoder's first logits",
+          hint="the encoder is not causal (no mask), and every decoder block cross-attends to the encoder's output")
+
+
+def test_seq2seq_learns_to_reverse(student):
+    # 200 steps of 128 random sequences of 5 symbols from 8; the model starts
+    # from the same seeded weights in every correct implementation and reaches
+    # about 100% on this seed (chance is 1 in 8).
+    V, L, bos = 8, 5, 8
+    gen = torch.Generator().manual_seed(1)
+    train_src = torch.randint(0, V, (200 * 128, L), generator=gen)
+    test_src = torch.randint(0, V, (500, L), generator=gen)
+    kwargs = dict(vocab_size=V + 1, d_model=32, n_head=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=64)
+    losses, pred = student.run(s2s_reverse_probe, kwargs, 1, train_src, test_src, bos, 128, 3e-3)
+    assert_equal(list(pred.shape), [500, L], what="greedy predictions for 500 test sequences")
+    accuracy = float((pred == test_src.flip(1)).double().mean())
+    check(accuracy > 0.9,
+          f"after training, {accuracy:.1%} of greedily decoded tokens are right; expected over 90% "
+          f"(loss {losses[0]:.3f} at the start, {losses[-1]:.3f} at the end)",
+          hint="the decoder must see the encoder's output (cross-attention with context=memory) and the "
+               "positions of both sequences (sinusoids added in embed)")
