@@ -134,11 +134,13 @@ def s2s_state_shapes_probe(pkg, kwargs):
     return {name: list(t.shape) for name, t in model.state_dict().items()}
 
 
-def s2s_logits_pair_probe(pkg, kwargs, seed, src_a, tgt_a, src_b, tgt_b):
+def s2s_pair_probe(pkg, kwargs, seed, src_a, tgt_a, src_b, tgt_b):
+    """Logits for two (src, tgt) pairs, and the encoder's output for both sources."""
     torch.manual_seed(seed)
     model = redraw_(pkg.model.Seq2SeqTransformer(**kwargs).eval(), seed)
     with torch.no_grad():
-        return model(src_a, tgt_a), model(src_b, tgt_b)
+        return {"logits": [model(src_a, tgt_a), model(src_b, tgt_b)],
+                "memory": [model.encode(src_a), model.encode(src_b)]}
 
 
 def s2s_reverse_probe(pkg, kwargs, seed, train_src, test_src, bos, batch_size, lr):
@@ -478,23 +480,36 @@ def test_seq2seq_state_dict_names_and_shapes(student):
                  hint="tok_emb, encoder.{i}, enc_norm, decoder.{i}, dec_norm, lm_head (see the module docstring)")
 
 
-def test_seq2seq_decoder_is_causal_and_encoder_sees_everything(student, rng):
+def test_seq2seq_decoder_is_causal(student, rng):
     V = TINY_S2S["vocab_size"]
     src = random_ids(rng, V, 2, 7)
     tgt = random_ids(rng, V, 2, 5)
     tgt_future = tgt.clone()
     tgt_future[:, 3:] = (tgt[:, 3:] + 1) % V
-    src_last = src.clone()
-    src_last[:, -1] = (src[:, -1] + 1) % V
-    a, b = student.run(s2s_logits_pair_probe, TINY_S2S, 10, src, tgt, src, tgt_future)
+    got = student.run(s2s_pair_probe, TINY_S2S, 10, src, tgt, src, tgt_future)
+    a, b = got["logits"]
     assert_equal(list(a.shape), [2, 5, V], what="Seq2SeqTransformer logits shape for src (2, 7), tgt (2, 5)")
     assert_close(b[:, :3], a[:, :3], atol=1e-5, rtol=1e-4,
                  what="decoder logits at positions 0..2 after changing target tokens 3..4",
                  hint="the decoder's self-attention is causal (CrossDecoderBlock does it)")
-    a, c = student.run(s2s_logits_pair_probe, TINY_S2S, 10, src, tgt, src_last, tgt)
-    check(max_diff(a[:, 0], c[:, 0]) > 1e-3,
+
+
+def test_seq2seq_encoder_sees_the_whole_source(student, rng):
+    V = TINY_S2S["vocab_size"]
+    src = random_ids(rng, V, 2, 7)
+    tgt = random_ids(rng, V, 2, 5)
+    src_last = src.clone()
+    src_last[:, -1] = (src[:, -1] + 1) % V
+    got = student.run(s2s_pair_probe, TINY_S2S, 11, src, tgt, src_last, tgt)
+    memory_a, memory_b = got["memory"]
+    assert_equal(list(memory_a.shape), [2, 7, TINY_S2S["d_model"]], what="encode(src) shape for src (2, 7)")
+    check(max_diff(memory_a[:, 0], memory_b[:, 0]) > 1e-3,
+          "changing the last source token did not change the encoder's output at the first position",
+          hint="the encoder is not causal: its blocks get no mask, so every source token sees every other")
+    a, b = got["logits"]
+    check(max_diff(a[:, 0], b[:, 0]) > 1e-3,
           "changing the last source token did not change the decoder's first logits",
-          hint="the encoder is not causal (no mask), and every decoder block cross-attends to the encoder's output")
+          hint="every decoder block cross-attends to the encoder's output (memory)")
 
 
 def test_seq2seq_learns_to_reverse(student):

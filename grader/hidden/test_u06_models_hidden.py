@@ -172,14 +172,18 @@ def expected_num_parameters(cfg):
     return V * d + pos + cfg["n_layer"] * (4 * d * d + 2 * norm + ffn) + norm + head
 
 
-def check_init_std(state, expected_std):
-    """Every matrix's std about 0 lies within [0.8, 1.25] of expected_std(name)."""
+def check_init_std(state, expected_std, band=1.25):
+    """Every matrix's std about 0 lies within a factor `band` of expected_std(name).
+
+    A matrix here has >= 4096 entries, so the measured std is within about
+    1.1% (one standard deviation) of the true one: a band of 1.1 is 9 of those.
+    """
     for name, t in sorted(state.items()):
         if t.dim() < 2:
             continue
         want = expected_std(name)
         got = float(t.double().pow(2).mean().sqrt())
-        check(0.8 * want < got < 1.25 * want, f"{name} {list(t.shape)}: initial std is off",
+        check(want / band < got < want * band, f"{name} {list(t.shape)}: initial std is off",
               hint="GPT-2 initialisation: N(0, 0.02^2), residual projections scaled by 1/sqrt(n_residual)")
 
 
@@ -324,7 +328,7 @@ def test_seq2seq_initialisation(student):
             return 0.02 / math.sqrt(2 * 3 if name.startswith("encoder.") else 3 * 2)
         return 0.02
 
-    check_init_std(state, expected)
+    check_init_std(state, expected, band=1.1)  # 1/sqrt(3 n) vs 1/sqrt(2 n) differ by 1.22
     assert_close(state["lm_head.weight"], state["tok_emb.weight"], atol=0, rtol=0,
                  what="the encoder-decoder's lm_head.weight vs tok_emb.weight (tied)")
 
