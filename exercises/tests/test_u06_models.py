@@ -480,12 +480,17 @@ def test_seq2seq_state_dict_names_and_shapes(student):
                  hint="tok_emb, encoder.{i}, enc_norm, decoder.{i}, dec_norm, lm_head (see the module docstring)")
 
 
+def changed_after(ids, start):
+    """A copy of ids (B, T) with every token from position `start` on replaced by another."""
+    out = ids.clone()
+    out[:, start:] = (ids[:, start:] + 1) % TINY_S2S["vocab_size"]
+    return out
+
+
 def test_seq2seq_decoder_is_causal(student, rng):
     V = TINY_S2S["vocab_size"]
-    src = random_ids(rng, V, 2, 7)
-    tgt = random_ids(rng, V, 2, 5)
-    tgt_future = tgt.clone()
-    tgt_future[:, 3:] = (tgt[:, 3:] + 1) % V
+    src, tgt = random_ids(rng, V, 2, 7), random_ids(rng, V, 2, 5)
+    tgt_future = changed_after(tgt, 3)
     got = student.run(s2s_pair_probe, TINY_S2S, 10, src, tgt, src, tgt_future)
     a, b = got["logits"]
     assert_equal(list(a.shape), [2, 5, V], what="Seq2SeqTransformer logits shape for src (2, 7), tgt (2, 5)")
@@ -496,10 +501,8 @@ def test_seq2seq_decoder_is_causal(student, rng):
 
 def test_seq2seq_encoder_sees_the_whole_source(student, rng):
     V = TINY_S2S["vocab_size"]
-    src = random_ids(rng, V, 2, 7)
-    tgt = random_ids(rng, V, 2, 5)
-    src_last = src.clone()
-    src_last[:, -1] = (src[:, -1] + 1) % V
+    src, tgt = random_ids(rng, V, 2, 7), random_ids(rng, V, 2, 5)
+    src_last = changed_after(src, 6)
     got = student.run(s2s_pair_probe, TINY_S2S, 11, src, tgt, src_last, tgt)
     memory_a, memory_b = got["memory"]
     assert_equal(list(memory_a.shape), [2, 7, TINY_S2S["d_model"]], what="encode(src) shape for src (2, 7)")

@@ -54,6 +54,14 @@ def new_model(pkg, kind, args, seed):
     return pkg.model.Seq2SeqTransformer(**args)
 
 
+def logits_and_loss(model, kind, inputs, targets):
+    """GPT: model(idx, targets); encoder-decoder: model(src, tgt) and the mean cross-entropy."""
+    if kind == "gpt":
+        return model(inputs[0], targets)
+    logits = model(*inputs)
+    return logits, F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+
+
 def checkpoint_probe(pkg, kind, args, seed):
     """A model built with `seed` and given strong random weights: its state_dict."""
     model = redraw_(new_model(pkg, kind, args, seed), seed)
@@ -66,11 +74,7 @@ def loaded_run_probe(pkg, kind, args, state, inputs, targets, dtype_name):
     model = new_model(pkg, kind, args, 0).to(dtype)
     model.load_state_dict({k: v.to(dtype) for k, v in state.items()})
     model.eval()
-    if kind == "gpt":
-        logits, loss = model(inputs[0], targets)
-    else:
-        logits = model(*inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+    logits, loss = logits_and_loss(model, kind, inputs, targets)
     loss.backward()
     grads = {name: p.grad for name, p in model.named_parameters(remove_duplicate=False)}
     return {"logits": logits.detach(), "loss": loss.detach(), "grads": grads}
@@ -122,11 +126,7 @@ def overfit_probe(pkg, kind, args, seed, inputs, targets, steps, lr):
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     losses = []
     for _ in range(steps):
-        if kind == "gpt":
-            _, loss = model(inputs[0], targets)
-        else:
-            logits = model(*inputs)
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        _, loss = logits_and_loss(model, kind, inputs, targets)
         opt.zero_grad()
         loss.backward()
         opt.step()
