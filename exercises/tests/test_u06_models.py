@@ -143,16 +143,22 @@ def s2s_pair_probe(pkg, kwargs, seed, src_a, tgt_a, src_b, tgt_b):
                 "memory": [model.encode(src_a), model.encode(src_b)]}
 
 
-def s2s_reverse_probe(pkg, kwargs, seed, train_src, test_src, bos, batch_size, lr):
-    """Train on (source, BOS + reversed source) with teacher forcing, then
-    decode test_src greedily; return the losses and the predicted tokens."""
+def s2s_reverse_probe(pkg, kwargs, seed, steps, batch_size, lr, alphabet, test_src):
+    """Train on scratchllm.data.reversal_pairs (source, reversed source) with
+    teacher forcing, then decode test_src greedily; return the losses and the
+    predicted tokens. Token i is alphabet[i]; BOS is len(alphabet)."""
+    pairs = pkg.data.reversal_pairs(steps * batch_size, length=test_src.size(1), alphabet=alphabet, seed=seed)
+    train_src = torch.tensor([[alphabet.index(c) for c in s] for s, _ in pairs])
+    train_tgt = torch.tensor([[alphabet.index(c) for c in t] for _, t in pairs])
+    bos = len(alphabet)
     torch.manual_seed(seed)
     model = redraw_(pkg.model.Seq2SeqTransformer(**kwargs), seed, std=0.02).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     losses = []
-    for start in range(0, train_src.size(0), batch_size):
-        src = train_src[start:start + batch_size]
-        tgt = torch.cat([torch.full((src.size(0), 1), bos), src.flip(1)], dim=1)
+    for step in range(steps):
+        batch = slice(step * batch_size, (step + 1) * batch_size)
+        src = train_src[batch]
+        tgt = torch.cat([torch.full((src.size(0), 1), bos), train_tgt[batch]], dim=1)
         logits = model(src, tgt[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1))
         opt.zero_grad()
@@ -516,15 +522,14 @@ def test_seq2seq_encoder_sees_the_whole_source(student, rng):
 
 
 def test_seq2seq_learns_to_reverse(student):
-    # 200 steps of 128 random sequences of 5 symbols from 8; the model starts
-    # from the same seeded weights in every correct implementation and reaches
-    # about 100% on this seed (chance is 1 in 8).
-    V, L, bos = 8, 5, 8
-    gen = torch.Generator().manual_seed(1)
-    train_src = torch.randint(0, V, (200 * 128, L), generator=gen)
-    test_src = torch.randint(0, V, (500, L), generator=gen)
+    # 200 steps of 128 distinct sequences of 5 symbols from 8, made by
+    # scratchllm.data.reversal_pairs; the model starts from the same seeded
+    # weights in every correct implementation and gets about 100% of 500
+    # random sequences drawn here right (chance is 1 in 8 per token).
+    V, L = 8, 5
+    test_src = torch.randint(0, V, (500, L), generator=torch.Generator().manual_seed(1))
     kwargs = dict(vocab_size=V + 1, d_model=32, n_head=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=64)
-    losses, pred = student.run(s2s_reverse_probe, kwargs, 1, train_src, test_src, bos, 128, 3e-3)
+    losses, pred = student.run(s2s_reverse_probe, kwargs, 1, 200, 128, 3e-3, "01234567", test_src)
     assert_equal(list(pred.shape), [500, L], what="greedy predictions for 500 test sequences")
     accuracy = float((pred == test_src.flip(1)).double().mean())
     check(accuracy > 0.9,
