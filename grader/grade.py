@@ -30,26 +30,19 @@ def register(sub) -> None:
 
 
 def resolve_submission(course, spec: str) -> Path:
+    """'solutions' (only modules with TODOs: exactly a submission), 'exercises', or a path."""
     from .cli import UserError
 
-    if spec in ("solutions", "exercises"):
-        path = (course.solutions if spec == "solutions" else course.exercises)
-        if spec == "solutions":
-            return _solutions_as_submission(course)
-        return path
+    if spec == "solutions":
+        if not (course.solutions / course.package).is_dir():
+            raise UserError("this course has no solutions/ (a student release?)")
+        return course.solutions
+    if spec == "exercises":
+        return course.exercises
     path = Path(spec)
     if not path.exists():
         raise UserError(f"{spec}: no such file or folder")
     return path
-
-
-def _solutions_as_submission(course) -> Path:
-    """solutions/ holds only the modules with TODOs, which is exactly a submission."""
-    from .cli import UserError
-
-    if not (course.solutions / course.package).is_dir():
-        raise UserError("this course has no solutions/ (a student release?)")
-    return course.solutions
 
 
 def _main(args) -> int:

@@ -41,7 +41,6 @@ def _qualname(x) -> str:
 
 
 def _refuse(x, where: str) -> NotPlainData:
-    t = type(x)
     for base, label in ((torch.Tensor, "torch.Tensor"), (np.ndarray, "numpy.ndarray"),
                         (bool, "bool"), (int, "int"), (float, "float"), (str, "str"),
                         (bytes, "bytes"), (list, "list"), (tuple, "tuple"), (dict, "dict")):

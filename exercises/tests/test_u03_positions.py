@@ -7,7 +7,6 @@ written independently with complex numbers. Run them with
 `llmfs check u03` or `pytest exercises/tests -m u03`.
 """
 
-import math
 
 import pytest
 import torch
