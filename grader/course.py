@@ -269,9 +269,9 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
                     raise chk.fail(f"{label}.modules", line_of("modules"),
                                    f"module {mod!r} not found (expected {stub.relative_to(root).as_posix()})")
         for api in raw.get("forbid", []):
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$", api):
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", api):
                 raise chk.fail(f"{label}.forbid", line_of("forbid"),
-                               f"{api!r} is not a dotted name like torch.nn.functional.softmax")
+                               f"{api!r} is not a module or dotted name like torch.nn.functional.softmax")
         sub = loc.unit_sub(i, "limits")
         limits = _limits(chk, raw.get("limits", {}), f"{label}.limits", defaults,
                          lambda k, sub=sub: (sub[2].get(k, sub[1]) if sub else line_of("limits")))
