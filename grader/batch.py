@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .errors import UserError
 from . import report
 
 MARGIN_S = 120  # on top of the per-submission limit, for start-up and the tests' own work
@@ -82,7 +83,6 @@ def grade_all(course, folder: Path, out_csv: Path, *, jobs: int = 1, force: bool
         with out_csv.open(encoding="utf-8", newline="") as fh:
             existing = next(csv.reader(fh), [])
         if existing != header:
-            from .cli import UserError
             raise UserError(f"{out_csv} has other columns than this course's units; use --force or another --out")
         done = already_graded(out_csv)
     todo = [p for p in subs if submission_name(p) not in done]
@@ -119,7 +119,7 @@ def register(sub) -> None:
 
 
 def _main(args) -> int:
-    from .cli import UserError, course_from
+    from .cli import course_from
 
     course = course_from(args)
     folder = Path(args.folder)

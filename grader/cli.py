@@ -13,14 +13,11 @@ import importlib
 import sys
 
 from .course import CourseError, load_course
+from .errors import UserError
 from .targets import TargetError
 
 # Modules that define a subcommand, in the order `llmfs --help` lists them.
 COMMANDS = ("grader.check", "grader.grade", "grader.batch", "grader.validate", "grader.release", "grader.data_cmd")
-
-
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

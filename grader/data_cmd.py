@@ -16,6 +16,7 @@ import sys
 from contextlib import contextmanager
 from types import ModuleType
 
+from .errors import UserError
 from .targets import load_package, resolve_target
 
 PACKAGE_ALIAS = "scratchllm_data"
@@ -51,7 +52,6 @@ to make it again). `llmfs data list` shows each corpus's kind:
 
 def data_module(course) -> ModuleType:
     """The course's exercises/scratchllm/data.py, imported under PACKAGE_ALIAS."""
-    from .cli import UserError
 
     target = resolve_target(course, "exercises")
     if target.module_file("data") is None:
@@ -90,7 +90,7 @@ def register(sub) -> None:
 
 
 def _setup(args):
-    from .cli import UserError, course_from
+    from .cli import course_from
 
     course = course_from(args)
     data = data_module(course)
@@ -171,7 +171,6 @@ def _prepare(args) -> int:
 @contextmanager
 def _user_errors(data: ModuleType):
     """Turn the data module's DataError, and file-system errors, into one-line UserErrors."""
-    from .cli import UserError
 
     try:
         yield

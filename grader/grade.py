@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .errors import UserError
 from . import report
 from .judge import Options, grade
 from .remote import GradingRefused
@@ -31,7 +32,6 @@ def register(sub) -> None:
 
 def resolve_submission(course, spec: str) -> Path:
     """'solutions' (only modules with TODOs: exactly a submission), 'exercises', or a path."""
-    from .cli import UserError
 
     if spec == "solutions":
         if not (course.solutions / course.package).is_dir():
@@ -46,7 +46,7 @@ def resolve_submission(course, spec: str) -> Path:
 
 
 def _main(args) -> int:
-    from .cli import UserError, course_from
+    from .cli import course_from
 
     course = course_from(args)
     for u in args.units or []:

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import UserError
 from .course import Course, Unit
 from .pytest_plugin import REFERENCE_NAME, UNIT_FROM_FILE
 from .progress import read_progress
@@ -441,7 +442,6 @@ def check_course_files(course: Course) -> list[str]:
 
 def validate(course: Course, unit_id: str | None = None, out=sys.stdout, err=sys.stderr,
              progress: bool = True) -> int:
-    from .cli import UserError
 
     if not (course.solutions / course.package).is_dir():
         raise UserError(f"validate needs the reference in {course.solutions / course.package}; "
