@@ -1,9 +1,19 @@
 """Assertions for course tests that explain themselves.
 
 Every failure raised here is a `Mismatch`: an AssertionError whose first
-line (`summary`) says *what* differs without revealing expected values, and
-whose further lines give the detail (index, expected, got, a hint). Reports
-of hidden tests show the summary only; public tests show everything.
+line (`summary`) says *what* differs, and whose further lines give the
+detail (how many values differ, the largest error, the first difference:
+index, expected, got) and a hint. Reports of hidden tests show the summary
+only; public tests show everything.
+
+A summary names the check and the shapes, lengths, dtypes and keys, and
+facts about the submitter's own answer ("got inf or nan"); it never holds a
+number derived from the expected values: no expected value, no error size,
+no count of differing values and no index of the first difference. (Each
+of those is an oracle: answering zeros and reading "largest error X" gives
+max|expected|; the count gives how many expected values are zero; the index
+of the first difference lets one guess a token sequence position by
+position.)
 """
 
 from __future__ import annotations
@@ -64,8 +74,8 @@ def assert_close(got, want, *, atol: float = 1e-5, rtol: float = 1e-5, what: str
             n = len(got) if isinstance(got, (list, tuple)) else type(got).__name__
             raise Mismatch(f"{what}: expected a sequence of length {len(want)}, got {n}", hint=hint)
         for i, (g, w) in enumerate(zip(got, want)):
-            assert_close(g, w, atol=atol, rtol=rtol, what=f"{what}[{i}]", hint=hint,
-                         check_dtype=check_dtype, equal_nan=equal_nan)
+            _element(assert_close, g, w, i, what, atol=atol, rtol=rtol, hint=hint,
+                     check_dtype=check_dtype, equal_nan=equal_nan)
         return
 
     if isinstance(want, (torch.Tensor, np.ndarray)) and not isinstance(got, (torch.Tensor, np.ndarray)):
@@ -87,16 +97,29 @@ def assert_close(got, want, *, atol: float = 1e-5, rtol: float = 1e-5, what: str
     idx = tuple(int(i) for i in bad.nonzero()[0]) if bad.dim() else ()
     gv = g[idx].item() if g.dim() else g.item()
     wv = w[idx].item() if w.dim() else w.item()
-    summary = f"{what}: {n_bad} of {bad.numel()} values differ (shape {_shape(w)})"
+    summary = f"{what}: values differ (shape {_shape(w)})"
+    if g.is_floating_point() and not bool(torch.isfinite(g).all()):
+        summary += "; got inf or nan"  # a fact about the answer alone
+    detail = f"{n_bad} of {bad.numel()} values differ"
     if g.is_floating_point() and w.is_floating_point():
         err = (g.to(torch.float64) - w.to(torch.float64)).abs()
         finite = torch.isfinite(err)
         worst = float(err[finite].max()) if finite.any() else math.inf
-        summary += f", largest error {worst:.3g} (allowed {atol:g} + {rtol:g}*|expected|)"
-        if not bool(torch.isfinite(g).all()) and bool(torch.isfinite(w).all()):
-            summary += "; got inf or nan"
-    detail = f"first difference at index {list(idx)}: expected {_fmt(wv)}, got {_fmt(gv)}"
+        detail += f", largest error {worst:.3g} (allowed {atol:g} + {rtol:g}*|expected|)"
+    detail += f"\nfirst difference at index {list(idx)}: expected {_fmt(wv)}, got {_fmt(gv)}"
     raise Mismatch(summary, detail, hint)
+
+
+def _element(check, got, want, i: int, what: str, **options) -> None:
+    """Check element i of a sequence. A failure's summary says `what[...]`, not
+    which element: the first element that differs depends on the expected values.
+    The detail (public tests only) names it."""
+    path = f"{what}[{i}]"
+    try:
+        check(got, want, what=path, **options)
+    except Mismatch as e:
+        detail = e.detail if e.detail.startswith("in ") else f"in {path}" + (f": {e.detail}" if e.detail else "")
+        raise Mismatch(e.summary.replace(path, f"{what}[...]", 1), detail, e.hint) from None
 
 
 def _numeric_sequence(x) -> bool:
@@ -110,14 +133,15 @@ def assert_equal(got, want, *, what: str = "output", hint: str | None = None) ->
     if isinstance(want, (list, tuple)):
         if len(got) != len(want):
             first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
-            raise Mismatch(f"{what}: expected length {len(want)}, got {len(got)}; first difference at [{first}]",
-                           f"expected {want[first:first + 5]!r}..., got {got[first:first + 5]!r}...", hint)
+            raise Mismatch(f"{what}: wrong length: expected {len(want)}, got {len(got)}",
+                           f"first difference at [{first}]: expected {want[first:first + 5]!r}..., "
+                           f"got {got[first:first + 5]!r}...", hint)
         for i, (a, b) in enumerate(zip(got, want)):
             if isinstance(b, (torch.Tensor, np.ndarray, list, tuple, dict)):
-                assert_equal(a, b, what=f"{what}[{i}]", hint=hint)
+                _element(assert_equal, a, b, i, what, hint=hint)
             elif a != b or type(a) is not type(b):
-                raise Mismatch(f"{what}: differs at [{i}] (length {len(want)})",
-                               f"expected {b!r}, got {a!r}", hint)
+                raise Mismatch(f"{what}: values differ (length {len(want)})",
+                               f"first difference at [{i}]: expected {b!r}, got {a!r}", hint)
         return
     if isinstance(want, (torch.Tensor, np.ndarray)):
         assert_close(got, want, atol=0, rtol=0, what=what, hint=hint)
