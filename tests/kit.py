@@ -68,8 +68,12 @@ def plant_mutant(tmp_path: Path, module: str, old: str, new: str) -> Path:
 
 
 def assert_mutant_caught(tmp_path: Path, unit: str, module: str, description: str, old: str, new: str,
-                         tests: str = "exercises/tests") -> None:
-    """The unit's tests in `tests`, run on the mutant, fail at least once for a real reason."""
+                         tests: str = "exercises/tests", says: str | None = None) -> None:
+    """The unit's tests in `tests`, run on the mutant, fail at least once for a real reason.
+
+    With `says`, the first failure's message (hint included) must contain it: the
+    feedback a student gets for this bug names this bug.
+    """
     target = plant_mutant(tmp_path, module, old, new)
     # One real failure is enough: stop there (tests after it report "notrun").
     results = run_course_tests_reusing_process(tests, "-m", unit, "--target", str(target), "-x")
@@ -77,3 +81,6 @@ def assert_mutant_caught(tmp_path: Path, unit: str, module: str, description: st
               if r["outcome"] == "failed" and r["exc_type"] != "NotImplementedError"]
     assert results, f"no {unit} tests ran"
     assert caught, f"no {unit} test in {tests} catches: {description}"
+    if says is not None:
+        first = results[caught[0]]["message"]
+        assert says in first, f"{caught[0]} catches {description!r} but its message does not say {says!r}:\n{first}"

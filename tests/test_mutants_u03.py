@@ -13,7 +13,7 @@ ROPE_TAIL = """        x_even, x_odd = x[..., 0::2], x[..., 1::2]
         out_odd = x_even * sin + x_odd * cos
         return torch.stack([out_even, out_odd], dim=-1).flatten(-2)"""
 
-# (description, old text, new text), all in embeddings.py
+# (description, old text, new text[, what the first failure's message must say]), all in embeddings.py
 MUTANTS = [
     ("Embedding looks up through .data, so no gradient reaches weight",
      "return self.weight[ids]", "return self.weight.data[ids]"),
@@ -39,12 +39,14 @@ MUTANTS = [
     ("RoPE ignores positions and rotates by 0..T-1",
      "cos = self.cos[positions].to(x.dtype)  # (..., T, head_dim/2)\n"
      "        sin = self.sin[positions].to(x.dtype)",
-     "cos = self.cos[:x.shape[-2]].to(x.dtype)\n        sin = self.sin[:x.shape[-2]].to(x.dtype)"),
+     "cos = self.cos[:x.shape[-2]].to(x.dtype)\n        sin = self.sin[:x.shape[-2]].to(x.dtype)",
+     "use the positions given"),
     ("RoPE pairs the two halves (GPT-NeoX) instead of (2i, 2i+1)",
      ROPE_TAIL,
      ROPE_TAIL.replace("x[..., 0::2], x[..., 1::2]", "x.chunk(2, dim=-1)")
               .replace("torch.stack([out_even, out_odd], dim=-1).flatten(-2)",
-                       "torch.cat([out_even, out_odd], dim=-1)")),
+                       "torch.cat([out_even, out_odd], dim=-1)"),
+     "GPT-NeoX halves"),
     ("RoPE writes the rotated pairs back as halves, not interleaved",
      "return torch.stack([out_even, out_odd], dim=-1).flatten(-2)",
      "return torch.cat([out_even, out_odd], dim=-1)"),
@@ -55,7 +57,18 @@ MUTANTS = [
      ROPE_TAIL.replace("x_even * cos - x_odd * sin", "x_even * cos + x_odd * sin")
               .replace("x_even * sin + x_odd * cos", "-x_even * sin + x_odd * cos")),
     ("RoPE ignores theta",
-     "freq = theta ** (", "freq = 10000.0 ** ("),
+     "freq = theta ** (", "freq = 10000.0 ** (", "instead of the theta given"),
+    ("RoPE accepts an odd head_dim",
+     'if head_dim % 2 != 0:\n            raise ValueError(f"head_dim must be even, got {head_dim}")', "pass",
+     "raise ValueError"),
+    ("learned positions crash on an empty positions tensor",
+     "if positions.numel() and (positions.min() < 0", "if (positions.min() < 0", "positions.numel() > 0"),
+    ("Embedding initialised uniform with std 1 instead of N(0, 1)",
+     "nn.Parameter(torch.randn(num_embeddings, dim))",
+     "nn.Parameter((torch.rand(num_embeddings, dim) - 0.5) * 12 ** 0.5)", "not rand (uniform)"),
+    ("Embedding initialised at GPT-2's scale N(0, 0.02^2) instead of N(0, 1)",
+     "nn.Parameter(torch.randn(num_embeddings, dim))",
+     "nn.Parameter(0.02 * torch.randn(num_embeddings, dim))", "torch.randn (N(0, 1)"),
     ("RoPE frequencies use i/head_dim instead of 2i/head_dim",
      "freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)",
      "freq = theta ** (-torch.arange(0, head_dim // 2, dtype=torch.float64) / head_dim)"),
@@ -65,9 +78,10 @@ MUTANTS = [
 ]
 
 
-@pytest.mark.parametrize("description, old, new", MUTANTS, ids=[m[0] for m in MUTANTS])
-def test_public_tests_catch_the_mutant(tmp_path, description, old, new):
-    assert_mutant_caught(tmp_path, "u03", "embeddings", description, old, new)
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_public_tests_catch_the_mutant(tmp_path, mutant):
+    description, old, new, *says = mutant
+    assert_mutant_caught(tmp_path, "u03", "embeddings", description, old, new, says=says[0] if says else None)
 
 
 # Bugs only the hidden tests are there to catch.
