@@ -20,8 +20,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .errors import UserError
 from . import report
+from .errors import UserError
+from .judge import MODES
 
 MARGIN_S = 120  # on top of the per-submission limit, for start-up and the tests' own work
 
@@ -47,7 +48,7 @@ def grade_one(course, path: Path, reports_dir: Path, units: list[str], extra: li
     """Grade in a child process; always returns a CSV row."""
     name = submission_name(path)
     out = reports_dir / f"{name}.json"
-    cmd = [sys.executable, "-m", "grader", "--course", str(course.root / "course.toml"), "grade", str(path),
+    cmd = [sys.executable, "-m", "grader", "--course", str(course.path), "grade", str(path),
            "--format", "json", "--out", str(out), *extra]
     for u in units:
         cmd += ["--unit", u]
@@ -114,7 +115,8 @@ def register(sub) -> None:
     p.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once (default 1)")
     p.add_argument("--force", action="store_true", help="regrade everything, replacing the CSV")
     p.add_argument("--unit", action="append", dest="units", metavar="UNIT", help="grade only this unit")
-    p.add_argument("--isolation", choices=("auto", "root", "user"), default="auto", help="as for llmfs grade")
+    p.add_argument("--isolation", choices=MODES, default="auto", help="as for llmfs grade")
+    p.add_argument("--insecure", action="store_true", help="as for llmfs grade (not for real grading)")
     p.set_defaults(func=_main)
 
 
@@ -128,4 +130,4 @@ def _main(args) -> int:
     if args.jobs < 1:
         raise UserError("--jobs must be at least 1")
     return grade_all(course, folder, Path(args.out), jobs=args.jobs, force=args.force, units=args.units,
-                     extra=["--isolation", args.isolation])
+                     extra=["--isolation", args.isolation, *(["--insecure"] if args.insecure else [])])

@@ -9,6 +9,8 @@ the line it is on. The CLI turns that into one line on stderr and exit 2.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -39,6 +41,7 @@ class Limits:
     processes: int = 32
     file_size_mb: int = 64
     output_kb: int = 64
+    reply_mb: int = 32
     submission_timeout_s: float = 900.0
 
 
@@ -64,6 +67,12 @@ class Course:
     root: Path
     defaults: Limits
     units: tuple[Unit, ...] = field(default_factory=tuple)
+    file: Path | None = None  # the course.toml this was read from
+
+    @property
+    def path(self) -> Path:
+        """The course file: the one `--course` named, else root/course.toml."""
+        return self.file or self.root / COURSE_FILE
 
     def unit(self, unit_id: str) -> Unit:
         for u in self.units:
@@ -96,6 +105,16 @@ class Course:
     @property
     def hidden_tests(self) -> Path:
         return self.root / "grader" / "hidden"
+
+    @functools.cached_property
+    def seed_secret(self) -> bytes:
+        """The key for the seeds of probe calls: a digest of the hidden tests.
+        It never enters the worker, does not change between regrades, and is
+        empty in a student release (which has no hidden tests)."""
+        digest = hashlib.sha256()
+        for f in sorted(self.hidden_tests.glob("*.py")):
+            digest.update(f.name.encode("utf-8") + b"\0" + f.read_bytes())
+        return digest.digest() if any(self.hidden_tests.glob("*.py")) else b""
 
     def unit_of_module(self, module: str) -> Unit | None:
         for u in self.units:
@@ -287,7 +306,7 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
                                f"module {m!r} already belongs to unit {owners[m]!r}")
             owners[m] = u.id
     return Course(name=course["name"], package=course["package"], root=root,
-                  defaults=defaults, units=tuple(units))
+                  defaults=defaults, units=tuple(units), file=path)
 
 
 def load_course(path: str | Path | None = None, check_modules: bool = True) -> Course:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .errors import UserError
 from . import report
-from .judge import Options, grade
+from .errors import UserError
+from .judge import MODES, Options, grade
 from .remote import GradingRefused
 
 
@@ -16,15 +16,17 @@ def register(sub) -> None:
         "grade", help="grade one submission (a folder or .zip holding scratchllm/) with the hidden tests",
         description="Grade one submission: its code runs in a sandboxed worker process; the public and hidden "
                     "tests run here and compute the score. 'solutions' and 'exercises' grade the reference and "
-                    "the stubs. As root the worker cannot read hidden tests or solutions and has no network; "
-                    "as a normal user the report says which isolation was not available.")
+                    "the stubs. The worker cannot read hidden tests or solutions and has no network: as root, and "
+                    "as a normal user where Linux allows user namespaces; elsewhere grading is refused unless "
+                    "--insecure.")
     p.add_argument("submission", help="a folder or .zip holding scratchllm/, or 'solutions' / 'exercises'")
     p.add_argument("--unit", action="append", dest="units", metavar="UNIT",
                    help="grade only this unit (repeatable; default: every ready unit)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
     p.add_argument("--out", metavar="FILE", help="write the report to FILE instead of standard output")
-    p.add_argument("--isolation", choices=("auto", "root", "user"), default="auto",
-                   help="'auto' (default): full sandbox as root, process isolation otherwise")
+    p.add_argument("--isolation", choices=MODES, default="auto",
+                   help="'auto' (default): 'root' as root, else 'userns' (the same sandbox in a user namespace) "
+                        "where the kernel allows it, else 'user' (a plain process: needs --insecure)")
     p.add_argument("--insecure", action="store_true",
                    help="grade even if the worker could read hidden files (not for real grading)")
     p.set_defaults(func=_main)

@@ -8,39 +8,76 @@ exercises tree, and the ``student`` fixture sends every probe to the worker
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import torch
 
-from . import forbid, intake
-from .course import Course
-from .pytest_plugin import set_student_runner_factory
+from . import forbid, intake, sandbox
+from .course import Course, Limits
+from .pytest_plugin import REFERENCE_NAME, load_reference, set_student_runner_factory
 from .remote import GradingRefused, WorkerFailure, WorkerPool, WorkerRunner
 from .results import run_pytest
 from .sandbox import protected_roots
 from .scoring import Grade, score
+from .targets import TargetError
 from .todos import read_source
 
 UID_BASE = 200_000  # an unused uid per grading process, so its processes are its own
+
+
+MODES = ("auto", "root", "userns", "user")
+NO_ISOLATION = ("cannot hide the hidden tests and solutions from student code here: grading as a normal user "
+                "needs unprivileged user namespaces (Linux; see docs/grading.md). Grade as root (in a container) "
+                "or on such a kernel, or pass --insecure for a grade you do not need to trust")
 
 
 @dataclass
 class Options:
     units: list[str] | None = None
     insecure: bool = False
-    isolation: str = "auto"  # auto | root | user
-    fork_first: bool = True  # start the first worker by fork (faster); False: exec, like restarts
+    isolation: str = "auto"  # one of MODES
 
 
 class _GradingPlugin:
-    def __init__(self, pool: WorkerPool, blocked: dict[str, str]):
-        self.pool, self.blocked = pool, blocked
+    """Hands the student fixture to the worker; once every test file is
+    collected, loads the reference, then lets the worker begin."""
+
+    def __init__(self, course: Course, pool: WorkerPool, blocked: dict[str, str], unit_ids: list[str],
+                 options: Options):
+        self.course, self.pool, self.blocked, self.unit_ids, self.options = course, pool, blocked, unit_ids, options
+        self.refused: GradingRefused | None = None
+        self.readable: list[str] = []
 
     def pytest_configure(self, config):
         set_student_runner_factory(
             config, lambda unit, item: WorkerRunner(self.pool, unit, item.nodeid, self.blocked.get(unit.id)))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session, config, items):
+        # Everything the judge will run is loaded before student code runs at all:
+        # the test files (collected by now, probes included) and the reference.
+        try:
+            load_reference(self.course, [m for u in self.unit_ids for m in self.course.unit(u).modules])
+        except TargetError:
+            pass  # a course without solutions/: no hidden test can use the reference
+        try:
+            self.pool.start(self.course.unit(self.unit_ids[0]).limits)
+            self.readable = self.pool.can_read(secret_paths(self.course))
+        except WorkerFailure as e:
+            if not self.options.insecure:
+                self.refused = GradingRefused(f"could not start the sandboxed worker ({e}); fix the machine, "
+                                              f"or pass --insecure to grade without file hiding")
+                items.clear()
+                return
+            raise
+        if self.readable and not self.options.insecure:
+            self.refused = GradingRefused(f"the worker can read {self.readable[0]}; refusing to grade "
+                                          f"(pass --insecure to grade anyway)")
+            items.clear()
 
 
 def test_files(course: Course, unit_ids: list[str]) -> list[str]:
@@ -64,9 +101,39 @@ def secret_paths(course: Course) -> list[str]:
 
 
 def choose_mode(requested: str) -> str:
+    """root as root; else user namespaces where the kernel allows them; else
+    plain processes (`user`), which cannot hide files."""
     if requested == "auto":
-        return "root" if os.geteuid() == 0 else "user"
+        if os.geteuid() == 0:
+            return "root"
+        return "userns" if sandbox.user_namespaces_work() else "user"
     return requested
+
+
+def course_digest(course: Course) -> str:
+    """A digest of every file the judge may load (course.toml, the grader, tests,
+    solutions, the student package's given modules), here and in the grader's
+    own checkout, so that a change made during grading can be detected."""
+    digest = hashlib.sha256()
+    for root in protected_roots(course.root):
+        for folder in ("grader", "solutions", "exercises"):
+            for f in sorted((root / folder).rglob("*")):
+                if f.is_file() and "__pycache__" not in f.parts and f.suffix in (".py", ".toml", ".json", ".txt",
+                                                                                  ".pt", ".npy", ".npz"):
+                    digest.update(str(f).encode("utf-8", "surrogateescape") + b"\0" + f.read_bytes())
+        for f in sorted(root.glob("*.toml")) + sorted(root.glob("*.py")):
+            digest.update(str(f).encode("utf-8", "surrogateescape") + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
+def describe_limits(limits: dict[str, Limits]) -> list[str]:
+    """One line per distinct set of limits, naming the units it applied to."""
+    groups: dict[Limits, list[str]] = {}
+    for unit, lim in sorted(limits.items()):
+        groups.setdefault(lim, []).append(unit)
+    return [f"limits for {', '.join(units)}: {lim.call_timeout_s:g} s CPU per call, {lim.cpu_s} CPU s per worker, "
+            f"{lim.memory_mb} MB memory, {lim.processes} processes, {lim.file_size_mb} MB files, "
+            f"{lim.reply_mb} MB replies" for lim, units in groups.items()]
 
 
 def static_problems(course: Course, staged: intake.Staged, unit_ids: list[str]) -> dict[str, str]:
@@ -102,30 +169,33 @@ def grade(course: Course, submission: Path, options: Options | None = None) -> G
         return g
 
     mode = choose_mode(options.isolation)
-    # The first worker is forked from this process, which holds nothing secret yet:
-    # no test file and no reference module has been loaded.
+    if mode == "user" and not options.insecure:
+        staged.cleanup()
+        raise GradingRefused(NO_ISOLATION)
+    before = course_digest(course)
     pool = WorkerPool(course, staged.package_dir, mode=mode, uid=UID_BASE + os.getpid() % 100_000,
-                      limits=course.defaults, fork_first=options.fork_first)
+                      seed_secret=course.seed_secret)
+    # The first worker loads torch while the judge collects the tests. It runs no
+    # student code until the plugin has loaded everything the judge needs.
+    pool.launch(course.unit(unit_ids[0]).limits)
     try:
-        try:
-            isolation = pool.start()
-        except WorkerFailure as e:
-            if mode == "root" and not options.insecure:
-                raise GradingRefused(f"could not start the sandboxed worker ({e}); fix the machine, "
-                                     f"or pass --insecure to grade without file hiding") from None
-            raise
-        readable = pool.can_read(secret_paths(course))
-        if mode == "root" and readable and not options.insecure:
-            raise GradingRefused(f"the worker can read {readable[0]}; refusing to grade "
-                                 f"(pass --insecure to grade anyway)")
         blocked = static_problems(course, staged, unit_ids)
         torch.set_num_threads(1)
         files = test_files(course, unit_ids)
         args = [*files, "--target", "exercises", "-m", " or ".join(unit_ids), "--rootdir", str(course.root),
                 "-c", str(course.root / "pyproject.toml"), "-p", "no:randomly"]
-        _, collector = run_pytest(args, hidden_dir=course.hidden_tests, plugins=(_GradingPlugin(pool, blocked),))
+        plugin = _GradingPlugin(course, pool, blocked, unit_ids, options)
+        _, collector = run_pytest(args, hidden_dir=course.hidden_tests, plugins=(plugin,), course=course)
+        if plugin.refused is not None:
+            raise plugin.refused
+        if course_digest(course) != before:
+            raise GradingRefused("the course files changed while this submission was graded; the grade is void "
+                                 "(is something else writing to the course folder?)")
         g = score(course, list(collector.results.values()), unit_ids, name, unit_messages=blocked)
-        g.isolation = {**isolation.as_plain(), "hidden_files_readable": bool(readable),
+        isolation = pool.isolation.as_plain()
+        isolation["in_force"] = [line for line in isolation["in_force"] if not line.startswith("limits:")]
+        isolation["in_force"] += describe_limits(pool.limits_used)
+        g.isolation = {**isolation, "mode": mode, "hidden_files_readable": bool(plugin.readable),
                        "worker_restarts": pool.restarts}
         g.notes += staged.notes
         if staged.missing:

@@ -45,8 +45,9 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "weight(n): this test counts n shares of its unit's points")
     try:
-        course_opt = config.getoption("--course")
-        course = load_course(course_opt or _find_course(config))
+        course = config.stash.get(COURSE_KEY, None)  # handed over by the judge, check or validate
+        if course is None:
+            course = load_course(config.getoption("--course") or _find_course(config))
         config.stash[COURSE_KEY] = course
         target = resolve_target(course, config.getoption("--target"))
     except (CourseError, TargetError) as e:
@@ -120,7 +121,7 @@ def student(request):
     course: Course = request.config.stash[COURSE_KEY]
     target: Target = request.config.stash[TARGET_KEY]
     return InProcessRunner(lambda: _package(course.package, target), unit.modules, "your",
-                           request.node.nodeid)
+                           request.node.nodeid, course.seed_secret)
 
 
 @pytest.fixture
@@ -133,7 +134,26 @@ def reference(request):
     except TargetError as e:
         pytest.fail(f"this test needs the reference solution: {e}", pytrace=False)
     return InProcessRunner(lambda: _package(REFERENCE_NAME, target), unit.modules, "the reference",
-                           request.node.nodeid)
+                           request.node.nodeid, course.seed_secret)
+
+
+class HandOver:
+    """A pytest plugin that gives the session a Course already loaded, so that
+    `llmfs --course FILE ...` means the same course inside pytest."""
+
+    def __init__(self, course: Course):
+        self.course = course
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config):
+        config.stash[COURSE_KEY] = self.course
+
+
+def load_reference(course: Course, modules) -> None:
+    """Load the reference package and the given modules now, not at first use."""
+    from .targets import import_modules
+
+    import_modules(_package(REFERENCE_NAME, resolve_target(course, "solutions")), list(modules))
 
 
 def _package(name: str, target: Target):

@@ -10,7 +10,13 @@ either returns plain data or raises:
   the next call, so the remaining tests are still graded.
 
 Nothing the worker writes other than the one reply to the current request
-is ever interpreted: its output is capped and kept only as a courtesy.
+is ever interpreted: its output is capped and kept only as a courtesy, and a
+reply larger than the course's `reply_mb` is a worker failure.
+
+A call's time limit is CPU time of the whole sandbox (every process in it),
+so load on the machine, or a neighbour graded beside it, cannot make a
+correct submission time out; a wall-clock limit of `WALL_FACTOR` times as
+long catches code that waits instead of computing.
 """
 
 from __future__ import annotations
@@ -28,12 +34,16 @@ import time
 from pathlib import Path
 
 from . import wire
+from .cgroup import SandboxCgroup
 from .course import Course, Limits, Unit
 from .probes import describe
 from .runners import call_seed, check_arguments
 from .sandbox import Isolation
 
 START_TIMEOUT_S = 120.0
+WALL_FACTOR = 3.0     # a call may take this many times its CPU limit in wall-clock time
+POLL_S = 0.1          # how often the CPU time of a running call is looked at
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SIGNAL_MEANING = {
     signal.SIGKILL: "it was killed (SIGKILL): most likely it went over the memory or process limit",
     signal.SIGXCPU: "it used up its CPU time limit",
@@ -105,15 +115,20 @@ class Worker:
         self.course, self.package_dir, self.mode, self.limits, self.uid = course, package_dir, mode, limits, uid
         self.proc: subprocess.Popen | None = None
         self.host_pid: int | None = None
+        self.cgroup: SandboxCgroup | None = None
         self.isolation = Isolation()
         self.stray_replies = 0
+        self.timeout = START_TIMEOUT_S
+        self.cpu_budget: tuple[float, float] | None = None  # (CPU seconds at the call's start, allowed)
         self.scratch = Path(tempfile.mkdtemp(prefix="llmfs-worker-"))
         os.chmod(self.scratch, 0o755)
+        self.ready = False
 
     # -- lifecycle
-    def start(self, fork: bool = False) -> None:
-        """Start the worker: exec a fresh interpreter, or (`fork`) fork this
-        process, which is only safe while it holds nothing secret."""
+    def launch(self) -> None:
+        """Start a fresh interpreter (never a fork of the judge: it must hold
+        nothing of the judge's memory or environment) and hand it its set-up.
+        Returns at once; `wait_ready` waits for it."""
         req_r, self.req_w = os.pipe()
         self.rep_r, rep_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -122,30 +137,32 @@ class Worker:
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
                "PYTHONDONTWRITEBYTECODE": "1"}
         limits = {k: getattr(self.limits, k) for k in ("cpu_s", "memory_mb", "processes", "file_size_mb")}
+        if self.mode == "root":
+            self.cgroup = SandboxCgroup.create(self.limits.memory_mb, self.limits.processes)
         init = {"package_dir": str(self.package_dir), "package": self.course.package,
                 "modules": {u.id: list(u.modules) for u in self.course.units},
                 "forbid": {u.id: list(u.forbid) for u in self.course.units},
                 "limits": limits, "mode": self.mode, "uid": self.uid,
                 "course_root": str(self.course.root), "new_root": str(self.scratch / "root"),
                 "workdir": str(self.scratch)}
-        deadline = time.monotonic() + START_TIMEOUT_S
-        if fork:
-            from . import worker  # imported here, in the judge, before any fork
-            pid = os.fork()
-            if pid == 0:
-                worker.forked(req_r, rep_w, out_w, init)
-            self.proc = _Child(pid)
-        else:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "grader.worker", str(req_r), str(rep_w)], pass_fds=(req_r, rep_w),
-                stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, cwd=self.scratch, env=env,
-                start_new_session=True)
+        self.start_deadline = time.monotonic() + START_TIMEOUT_S
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "grader.worker", str(req_r), str(rep_w)], pass_fds=(req_r, rep_w),
+            stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, cwd=self.scratch, env=env,
+            start_new_session=True)
+        if self.cgroup is not None:  # before it reads its set-up, so before any student code
+            self.cgroup.add(self.proc.pid)
         for fd in (req_r, rep_w, out_w):
             os.close(fd)
         self.output = _OutputDrain(out_r, self.limits.output_kb * 1024)
         self.output.start()
-        if not fork:
-            self._send(wire.encode(init), deadline)
+        self._send(wire.encode(init), self.start_deadline)
+
+    def wait_ready(self) -> None:
+        """Wait until the launched worker has confined itself and says so."""
+        if self.ready:
+            return
+        deadline = self.start_deadline
         ready = None
         while ready is None:
             msg = self._receive(deadline, "while starting")
@@ -154,6 +171,14 @@ class Worker:
             elif "isolation" in msg:
                 ready = msg
         self.isolation = Isolation(**ready["isolation"])
+        if self.cgroup is not None:
+            self.isolation.in_force.append(self.cgroup.description)
+        elif self.mode != "root":
+            self.isolation.missing.append("memory and processes limited per process, not for the sandbox as a whole "
+                                          "(cgroups need root)")
+        else:
+            self.isolation.missing.append("no cgroup could be made: memory and processes limited per process only")
+        self.ready = True
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -176,6 +201,9 @@ class Worker:
                     pass
         if self.mode == "root":
             _wait_until_gone(self.uid)
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
         for fd in ("req_w", "rep_r"):
             try:
                 os.close(getattr(self, fd))
@@ -216,8 +244,9 @@ class Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WorkerFailure(self._timeout_message())
-            readable, _, _ = select.select([self.rep_r], [], [], remaining)
+            readable, _, _ = select.select([self.rep_r], [], [], min(remaining, POLL_S))
             if not readable:
+                self._check_cpu()
                 continue
             chunk = os.read(self.rep_r, min(n, 1 << 20))
             if not chunk:
@@ -228,8 +257,9 @@ class Worker:
 
     def _receive(self, deadline: float, when: str = "during the call") -> dict:
         (n,) = struct.unpack("<Q", self._read(8, deadline))
-        if n > (self.limits.memory_mb << 20):
-            raise WorkerFailure("the worker sent a reply larger than its memory limit")
+        if n > (self.limits.reply_mb << 20):
+            raise WorkerFailure(f"the result is larger than the {self.limits.reply_mb} MB a reply may be "
+                                f"(reply_mb in course.toml)")
         try:
             msg = wire.decode(self._read(n, deadline))
         except wire.BadMessage as e:
@@ -239,7 +269,20 @@ class Worker:
         return msg
 
     def _timeout_message(self) -> str:
-        return f"timed out after {self.timeout:g} s"
+        if self.cpu_budget is None:
+            return f"timed out after {self.timeout:g} s"
+        return (f"timed out after {self.timeout * WALL_FACTOR:g} s of waiting "
+                f"(the limit is {self.timeout:g} s of CPU time; is the code waiting on something?)")
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by every process of this sandbox, living or reaped."""
+        return _tree_cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
+
+    def _check_cpu(self) -> None:
+        if self.cpu_budget is not None:
+            start, allowed = self.cpu_budget
+            if self.cpu_seconds() - start > allowed:
+                raise WorkerFailure(f"timed out after {allowed:g} s of CPU time")
 
     def _death_message(self) -> str:
         code = None
@@ -257,39 +300,52 @@ class Worker:
             return f"the worker died during the call: {SIGNAL_MEANING.get(sig, f'killed by {sig.name}')}"
         return f"worker exited with code {code} during the call (sys.exit/os._exit in student code?)"
 
-    def request(self, req: dict, timeout: float) -> dict:
+    def request(self, req: dict, timeout: float, cpu_limited: bool = True) -> dict:
+        """Send one request and wait for its reply: at most `timeout` s of the
+        sandbox's CPU time (or `timeout` s of wall-clock time if not `cpu_limited`)."""
+        self.wait_ready()
         self.timeout = timeout
+        self.cpu_budget = (self.cpu_seconds(), timeout) if cpu_limited else None
         req_id = secrets.token_hex(8)
-        deadline = time.monotonic() + timeout
-        self._send(wire.encode({**req, "id": req_id}), deadline)
-        while True:
-            reply = self._receive(deadline)
-            if reply.get("id") == req_id:
-                return reply
-            self.stray_replies += 1  # a second reply to an earlier request: never an answer
+        deadline = time.monotonic() + (timeout * WALL_FACTOR if cpu_limited else timeout)
+        try:
+            self._send(wire.encode({**req, "id": req_id}), deadline)
+            while True:
+                reply = self._receive(deadline)
+                if reply.get("id") == req_id:
+                    return reply
+                self.stray_replies += 1  # a second reply to an earlier request: never an answer
+        finally:
+            self.cpu_budget = None
 
 
-class _Child:
-    """The little of subprocess.Popen's interface we use, for a forked child."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(str(self.pid), timeout)
-            time.sleep(0.005)
-        return self.returncode
+def _tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of `root` and all its descendants, including
+    children they have reaped. In a PID namespace every process, orphans too,
+    stays a descendant of the worker, so nothing escapes the count."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        ticks[pid] = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo += children.get(pid, [])
+    return total / CLOCK_TICKS
 
 
 def _processes_of(uid: int) -> list[int]:
@@ -325,46 +381,58 @@ def _kill(pid: int) -> None:
 
 
 class WorkerPool:
-    """The worker for one submission, restarted after every failure."""
+    """The worker for one submission: restarted after every failure, and
+    replaced when the next call belongs to a unit with other limits."""
 
-    def __init__(self, course: Course, package_dir: Path, *, mode: str, uid: int, limits: Limits,
-                 fork_first: bool = False):
-        self.course, self.package_dir, self.mode, self.uid, self.limits = course, package_dir, mode, uid, limits
-        self.fork_next = fork_first  # only the first worker, started before any test is loaded
+    def __init__(self, course: Course, package_dir: Path, *, mode: str, uid: int, seed_secret: bytes = b""):
+        self.course, self.package_dir, self.mode, self.uid = course, package_dir, mode, uid
+        self.seed_secret = seed_secret
         self.worker: Worker | None = None
         self.restarts = 0
         self.started_at = time.monotonic()
         self.isolation = Isolation()
+        self.limits_used: dict[str, Limits] = {}  # unit -> the limits its calls ran under
 
-    def _ensure(self) -> Worker:
-        if self.worker is None or not self.worker.alive:
+    def launch(self, limits: Limits) -> None:
+        """Start a worker now, without waiting for it (it loads torch meanwhile)."""
+        if self.worker is None:
+            self.worker = Worker(self.course, self.package_dir, self.mode, limits, self.uid)
+            self.worker.launch()
+
+    def _ensure(self, limits: Limits) -> Worker:
+        w = self.worker
+        if w is not None and (w.limits != limits or (w.proc is not None and not w.alive)):
+            if w.limits == limits:
+                self.restarts += 1  # it died: a failure, not a change of unit
+            w.kill()
+            self.worker = w = None
+        try:
+            if w is None:
+                self.launch(limits)
+                w = self.worker
+            w.wait_ready()
+        except WorkerFailure as e:
             if self.worker is not None:
                 self.worker.kill()
-                self.restarts += 1
-            self.worker = Worker(self.course, self.package_dir, self.mode, self.limits, self.uid)
-            try:
-                self.worker.timeout = START_TIMEOUT_S
-                fork, self.fork_next = self.fork_next, False
-                self.worker.start(fork=fork)
-            except WorkerFailure as e:
-                self.worker.kill()
-                self.worker = None
-                raise WorkerFailure(f"the worker could not start: {e}") from None
-            self.isolation = self.worker.isolation
-        return self.worker
+            self.worker = None
+            raise WorkerFailure(f"the worker could not start: {e}") from None
+        self.isolation = w.isolation
+        return w
 
-    def start(self) -> Isolation:
-        return self._ensure().isolation
+    def start(self, limits: Limits) -> Isolation:
+        return self._ensure(limits).isolation
 
     def can_read(self, paths: list[str]) -> list[str]:
-        reply = self._ensure().request({"op": "can_read", "paths": paths}, timeout=30)
+        worker = self.worker if self.worker is not None else self._ensure(self.course.defaults)
+        reply = worker.request({"op": "can_read", "paths": paths}, timeout=30, cpu_limited=False)
         return list(reply["value"])
 
     def call(self, unit: Unit, spec, args: list, kwargs: dict, seed: int):
-        elapsed = time.monotonic() - self.started_at
-        if elapsed > self.limits.submission_timeout_s:
-            raise WorkerFailure(f"the submission used up its grading time ({self.limits.submission_timeout_s:g} s)")
-        worker = self._ensure()
+        budget = self.course.defaults.submission_timeout_s
+        if time.monotonic() - self.started_at > budget:
+            raise WorkerFailure(f"the submission used up its grading time ({budget:g} s)")
+        worker = self._ensure(unit.limits)
+        self.limits_used[unit.id] = unit.limits
         try:
             reply = worker.request({"op": "call", "unit": unit.id, "probe": spec.as_plain(), "args": args,
                                     "kwargs": kwargs, "seed": seed}, timeout=unit.limits.call_timeout_s)
@@ -404,6 +472,6 @@ class WorkerRunner:
         spec = describe(probe)
         check_arguments(args, kwargs)
         self.calls += 1
-        seed = call_seed(self.nodeid, self.calls)
+        seed = call_seed(self.nodeid, self.calls, self.pool.seed_secret)
         return self.pool.call(self.unit, spec, list(args), dict(kwargs), seed)
 

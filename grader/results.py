@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .pytest_plugin import unit_of, weight_of
+from .pytest_plugin import HandOver, unit_of, weight_of
 
 
 @dataclass
@@ -94,9 +94,12 @@ def _exc_type(report) -> str | None:
 
 
 def run_pytest(args: list[str], *, hidden_dir: Path | None = None, quiet: bool = True,
-               plugins: tuple = ()) -> tuple[int, Collector]:
-    """Run pytest with `args`; return its exit code and the collector."""
+               plugins: tuple = (), course=None) -> tuple[int, Collector]:
+    """Run pytest with `args`; return its exit code and the collector. A
+    `course` given here is the one the session uses (not course.toml reread)."""
     collector = Collector(hidden_dir=hidden_dir.resolve() if hidden_dir else None)
+    if course is not None:
+        plugins = (HandOver(course), *plugins)
     argv = ["-p", "no:cacheprovider", *args]
     if quiet:
         argv = ["-q", "--no-header", "--tb=no", "-p", "no:warnings", *argv]

@@ -11,8 +11,9 @@ therefore means the same thing under ``llmfs grade``, where
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
-import zlib
 from types import ModuleType
 from typing import Callable
 
@@ -24,9 +25,13 @@ from .targets import import_modules
 from .wire import NotPlainData, check_plain, copy_plain
 
 
-def call_seed(nodeid: str, call_index: int) -> int:
-    """The seed for the n-th probe call of a test: the same in-process and in the worker."""
-    return zlib.crc32(f"{nodeid.split('::', 1)[-1]}#{call_index}".encode("utf-8"))
+def call_seed(nodeid: str, call_index: int, secret: bytes = b"") -> int:
+    """The seed for the n-th probe call of a test: the same for the student and
+    the reference, and on every regrade. Keyed by the course's `secret` (see
+    `grader.course.Course.seed_secret`), so the worker cannot tell from its seed
+    which test is calling it."""
+    message = f"{nodeid.split('::', 1)[-1]}#{call_index}".encode("utf-8")
+    return int.from_bytes(hmac.new(secret, message, hashlib.sha256).digest()[:4], "little")
 
 
 def seed_everything(seed: int) -> None:
@@ -49,11 +54,12 @@ class InProcessRunner:
     """Runs probes against a package loaded in this process."""
 
     def __init__(self, load_package: Callable[[], ModuleType], modules: tuple[str, ...], label: str,
-                 nodeid: str = ""):
+                 nodeid: str = "", seed_secret: bytes = b""):
         self._load = load_package
         self.modules = modules
         self.label = label
         self.nodeid = nodeid
+        self.seed_secret = seed_secret
         self.calls = 0
 
     def run(self, probe, *args, **kwargs):
@@ -62,7 +68,7 @@ class InProcessRunner:
         pkg = self._load()
         import_modules(pkg, self.modules)
         self.calls += 1
-        seed_everything(call_seed(self.nodeid, self.calls))
+        seed_everything(call_seed(self.nodeid, self.calls, self.seed_secret))
         result = probe(pkg, *copy_plain(list(args)), **copy_plain(kwargs))
         try:
             check_plain(result, f"the result of {probe.__name__}")

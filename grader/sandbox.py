@@ -1,20 +1,26 @@
 """Confining the worker process before it touches student code.
 
 Called inside the worker after its own (trusted) imports and before the
-student's package is imported. What it can do depends on who we are:
+student's package is imported. Three modes (`choose_mode` picks one):
 
-As root (Gradescope, CI, a container):
-  - new mount, network and PID namespaces: no network but a downed loopback,
-    and the worker is PID 1 of its own namespace, so killing it kills every
-    process the student started;
+``root`` (Gradescope, CI, a container), and ``userns`` (a normal user on a
+Linux kernel that allows unprivileged user namespaces) give the same sandbox:
+  - new mount, network, PID and IPC namespaces: no network but a downed
+    loopback; the worker is PID 1 of its own namespace, so killing it kills
+    every process the student started; System V shared memory dies with it;
   - a fresh root filesystem made of read-only bind mounts of the system and
     Python directories only, plus the staged submission and a size-capped
-    tmpfs for /tmp: the course folder, grader/hidden/ and solutions/ simply do
-    not exist there (no reliance on file modes);
-  - an unprivileged uid of its own, no_new_privs.
+    tmpfs for /tmp, entered with pivot_root and the old root detached: the
+    course folder, grader/hidden/ and solutions/ do not exist there;
+  - as root, an unprivileged uid of its own; as a normal user, a nested user
+    namespace in which every mount is locked and no capability is left;
+    no_new_privs in both.
+As root the judge also puts the sandbox in a cgroup of its own (memory,
+processes and a CPU share for the whole sandbox; see `grader.cgroup`).
 
-As a normal user: resource limits, a scrubbed environment and a fresh
-temporary working directory. Files cannot be hidden; the report says so.
+``user`` (macOS, or a kernel without user namespaces): resource limits, a
+scrubbed environment and a fresh temporary working directory. Files cannot
+be hidden, so the judge refuses to grade hidden tests unless --insecure.
 
 Every step that worked is recorded in `Isolation.in_force`.
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import resource
 import sys
 from dataclasses import dataclass, field
@@ -31,6 +38,11 @@ from pathlib import Path
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWPID = 0x20000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+MNT_DETACH = 2
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}.get(platform.machine())
+PR_CAPBSET_DROP = 24
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
@@ -87,8 +99,8 @@ def apply_limits(limits: dict, isolation: Isolation) -> None:
                               f"{limits['file_size_mb']} MB files, {limits['processes']} processes")
 
 
-def limit_processes(extra: int) -> None:
-    """RLIMIT_NPROC counts every process of this uid, so allow what exists plus `extra`."""
+def processes_of_this_user() -> int:
+    """How many processes this process's uid has (as /proc shows them here)."""
     uid = os.getuid()
     count = 0
     for d in os.listdir("/proc"):
@@ -98,7 +110,13 @@ def limit_processes(extra: int) -> None:
                     count += 1
             except OSError:
                 pass
-    n = count + extra
+    return count
+
+
+def limit_processes(extra: int, existing: int | None = None) -> None:
+    """RLIMIT_NPROC counts every process of the (real) uid, so allow what
+    exists (`existing`, counted now if not given) plus `extra`."""
+    n = (processes_of_this_user() if existing is None else existing) + extra
     resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
 
 
@@ -143,11 +161,62 @@ def python_dirs(course_root: Path) -> list[str]:
     return kept
 
 
-def enter_namespaces() -> None:
-    """unshare mount, network and PID namespaces (root only). The caller must fork:
-    only children of this process live in the new PID namespace."""
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="ascii") as f:
+        f.write(text)
+
+
+def enter_namespaces(user: bool = False) -> None:
+    """unshare mount, network, PID and IPC namespaces, and with `user` a user
+    namespace in which this (unprivileged) process is root. The caller must
+    fork: only children of this process live in the new PID namespace."""
     libc = _libc()
-    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID), "unshare")
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC
+    if not user:
+        _check(libc.unshare(flags), "unshare")
+        return
+    uid, gid = os.geteuid(), os.getegid()
+    _check(libc.unshare(flags | CLONE_NEWUSER), "unshare (user namespace)")
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"0 {uid} 1")
+    _write("/proc/self/gid_map", f"0 {gid} 1")
+
+
+def user_namespaces_work() -> bool:
+    """Can this process make a user namespace with the others it needs? Tried
+    in a throwaway child, so nothing here changes."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            enter_namespaces(user=True)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def lock_down_user_namespace(inner_uid: int = 1000) -> None:
+    """Give up the root of our user namespace: enter a nested one, where every
+    mount made above is locked (no unmounting to reveal, no remounting
+    read-write), become an ordinary uid there and drop every capability."""
+    libc = _libc()
+    _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare (nested user namespace)")
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{inner_uid} 0 1")
+    _write("/proc/self/gid_map", f"{inner_uid} 0 1")
+    drop_capabilities()
+
+
+def drop_capabilities() -> None:
+    """Empty the bounding, effective, permitted and inheritable capability sets."""
+    libc = _libc()
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # past the last capability this kernel knows
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()                 # two (effective, permitted, inheritable) triples
+    _check(libc.capset(header, data), "capset")
 
 
 def build_root(new_root: str, staged: str, course_root: Path, tmpfs_mb: int = TMPFS_MB) -> None:
@@ -184,18 +253,35 @@ def build_root(new_root: str, staged: str, course_root: Path, tmpfs_mb: int = TM
     os.chmod(new_root + "/tmp", 0o1777)
     os.chmod(new_root + "/dev/shm", 0o1777)
     _mount(libc, "proc", new_root + "/proc", "proc", MS_NOSUID | MS_NODEV)
-    os.chroot(new_root)
+    # pivot_root, not chroot: the old root leaves the mount namespace entirely,
+    # so there is nothing outside the new root to climb back to.
+    old = new_root + "/.old-root"
+    os.makedirs(old, exist_ok=True)
+    if SYS_PIVOT_ROOT is None:  # pragma: no cover - an architecture we have not mapped
+        raise SandboxError(f"pivot_root: unknown system call number on {platform.machine()}")
+    _check(libc.syscall(SYS_PIVOT_ROOT, new_root.encode(), old.encode()), "pivot_root")
     os.chdir("/")
+    _check(libc.umount2(b"/.old-root", MNT_DETACH), "umount the old root")
+    os.rmdir("/.old-root")
 
 
 def drop_privileges(uid: int) -> None:
-    libc = _libc()
+    """Become `uid` (root only), with no groups and no way back."""
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
+    no_new_privs()
+
+
+def no_new_privs() -> None:
+    """No execve() from here on can gain privileges (setuid binaries, file capabilities)."""
+    _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
 
 
 def die_with_parent() -> None:
+    """SIGKILL this process when its parent dies (the judge, or the process above)."""
     import signal
+    parent = os.getppid()
     _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)

@@ -6,8 +6,10 @@ to OUT_FD; its stdout and stderr go to a pipe the judge caps and keeps only
 as a courtesy for the student. Everything it sends is plain data encoded by
 `grader.wire`; the judge decodes it into exact plain types.
 
-Start-up, in order: trusted imports; runtime guards for forbidden APIs;
-confinement (`grader.sandbox`); then, and only then, the student's package.
+Always a fresh interpreter, never a fork of the judge: it starts with
+nothing of the judge's memory or environment. Start-up, in order: trusted
+imports; runtime guards for forbidden APIs; confinement (`grader.sandbox`);
+then, and only then, at the first call, the student's package.
 """
 
 from __future__ import annotations
@@ -194,6 +196,7 @@ def main(argv: list[str]) -> None:
 
 def run(fd_in: int, fd_out: int, init: dict) -> None:
     """Set up the worker described by `init`, then serve requests until EOF."""
+    sandbox.die_with_parent()  # if the judge dies, so does the sandbox
     torch.set_num_threads(1)
     try:
         torch.set_num_interop_threads(1)
@@ -204,38 +207,51 @@ def run(fd_in: int, fd_out: int, init: dict) -> None:
     isolation.in_force.append("separate process")
     limits = init["limits"]
     staged = os.path.dirname(init["package_dir"])
+    mode = init["mode"]
 
-    if init["mode"] == "root":
+    if mode in ("root", "userns"):
         # Three processes: this one stays outside and tells the judge the pid of the
         # second, which is PID 1 of a new PID namespace and only reaps; the third serves.
         # Killing the second kills everything the student's code started.
-        sandbox.enter_namespaces()
+        # A user namespace keeps counting processes against the real user: count them while we still can.
+        existing = sandbox.processes_of_this_user() if mode == "userns" else None
+        sandbox.enter_namespaces(user=mode == "userns")
         init_pid = os.fork()
         if init_pid:
             write_frame(fd_out, wire.encode({"ok": True, "host_pid": init_pid}))
             for fd in (fd_in, fd_out):
                 os.close(fd)
             os._exit(_reap_until(init_pid))
+        sandbox.die_with_parent()
         sandbox.build_root(init["new_root"], staged, sandbox.Path(init["course_root"]))
         server.package_dir = f"{sandbox.SANDBOX_HOME}/{init['package']}"
         os.makedirs(sandbox.SANDBOX_WORKDIR, exist_ok=True)
-        os.chown(sandbox.SANDBOX_WORKDIR, init["uid"], init["uid"])
+        if mode == "root":
+            os.chown(sandbox.SANDBOX_WORKDIR, init["uid"], init["uid"])
         os.chdir(sandbox.SANDBOX_WORKDIR)
         sandbox.scrub_environment(sandbox.SANDBOX_WORKDIR)
         sandbox.apply_limits(limits, isolation)
-        sandbox.drop_privileges(init["uid"])
-        sandbox.limit_processes(int(limits["processes"]))
-        sandbox.die_with_parent()
+        if mode == "root":
+            sandbox.drop_privileges(init["uid"])
+            sandbox.limit_processes(int(limits["processes"]))
+            who = f"unprivileged user (uid {init['uid']})"
+        else:
+            sandbox.lock_down_user_namespace()
+            sandbox.no_new_privs()
+            sandbox.limit_processes(int(limits["processes"]), existing)
+            who = "unprivileged user namespace (no capabilities, mounts locked)"
+        sandbox.die_with_parent()  # again: a change of credentials clears it
         server_pid = os.fork()
         if server_pid:
             for fd in (fd_in, fd_out, 0, 1, 2):
                 os.close(fd)
             os._exit(_reap_until(server_pid))
+        sandbox.die_with_parent()
         isolation.in_force += ["network off (own network namespace)",
                                "hidden files unreachable (own root filesystem; no course folder)",
-                               f"unprivileged user (uid {init['uid']})",
-                               "own PID namespace (all processes killed with the worker)",
-                               f"/tmp capped at {sandbox.TMPFS_MB} MB"]
+                               who,
+                               "own PID and IPC namespaces (all processes and shared memory go with the worker)",
+                               f"/tmp capped at {sandbox.TMPFS_MB} MB, private and thrown away"]
     else:
         workdir = init["workdir"]
         os.chdir(workdir)
@@ -243,36 +259,14 @@ def run(fd_in: int, fd_out: int, init: dict) -> None:
         sandbox.apply_limits(limits, isolation)
         sandbox.limit_processes(int(limits["processes"]))
         isolation.in_force.append("fresh temporary working directory")
-        isolation.missing += ["hidden files readable: grading as a normal user cannot hide grader/hidden/ and "
-                              "solutions/ from student code; run llmfs grade as root (in a container, or with "
-                              "sudo) to hide them", "network not disabled (needs root)",
-                              "disk use not capped beyond the file size limit (needs root)"]
+        isolation.missing += ["hidden files readable: without user namespaces or root, student code can read "
+                              "grader/hidden/ and solutions/; grade as root (in a container) or on a Linux "
+                              "kernel that allows unprivileged user namespaces",
+                              "network not disabled (needs namespaces)",
+                              "disk use not capped beyond the file size limit (needs namespaces)"]
     isolation.in_force.append("scrubbed environment")
     serve(fd_in, fd_out, server, isolation)
 
-
-def forked(fd_in: int, fd_out: int, out_fd: int, init: dict) -> None:
-    """Entry point of a worker forked from the judge instead of started afresh
-    (it skips a second import of torch): make this process look like a fresh
-    worker, then run it. Never returns."""
-    try:
-        os.setsid()
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        for fd in range(3, 1024):  # the judge's files are none of the worker's business
-            if fd not in (fd_in, fd_out):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-        os.chdir(init["workdir"])
-        run(fd_in, fd_out, init)
-    finally:
-        os._exit(70)
 
 if __name__ == "__main__":
     main(sys.argv[1:])
