@@ -141,7 +141,7 @@ def encode(snap: dict) -> tuple[str, bytes]:
         np.savez_compressed(buf, **{f"{case}/{name}": t.detach().cpu().numpy()
                                     for case, fields in snap.items() for name, t in fields.items()})
         return ".npz", buf.getvalue()
-    text = json.dumps(_plain(snap), ensure_ascii=False, indent=1, sort_keys=True)
+    text = json.dumps(_plain(snap), ensure_ascii=False, indent=0, separators=(",", ":"), sort_keys=True)
     return ".json", (text + "\n").encode("utf-8")
 
 

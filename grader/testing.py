@@ -9,11 +9,12 @@ only; public tests show everything.
 A summary names the check and the shapes, lengths, dtypes and keys, and
 facts about the submitter's own answer ("got inf or nan"); it never holds a
 number derived from the expected values: no expected value, no error size,
-no count of differing values and no index of the first difference. (Each
-of those is an oracle: answering zeros and reading "largest error X" gives
-max|expected|; the count gives how many expected values are zero; the index
-of the first difference lets one guess a token sequence position by
-position.)
+no count of differing values and no index of the first difference (wrong
+values in a list are reported for the list as a whole; a dict names the
+key, which the test chose). Each of those is an oracle: answering zeros and
+reading "largest error X" gives max|expected|, the count gives how many
+expected values are zero, the index of the first difference lets one guess
+a token sequence position by position.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import torch
 
 
 class Mismatch(AssertionError):
+    about_values = False  # True: the values differ; False: the structure (type, shape, length, keys)
+
     def __init__(self, summary: str, detail: str = "", hint: str | None = None):
         self.summary = summary
         self.detail = detail
@@ -73,9 +76,8 @@ def assert_close(got, want, *, atol: float = 1e-5, rtol: float = 1e-5, what: str
         if not isinstance(got, (list, tuple)) or len(got) != len(want):
             n = len(got) if isinstance(got, (list, tuple)) else type(got).__name__
             raise Mismatch(f"{what}: expected a sequence of length {len(want)}, got {n}", hint=hint)
-        for i, (g, w) in enumerate(zip(got, want)):
-            _element(assert_close, g, w, i, what, atol=atol, rtol=rtol, hint=hint,
-                     check_dtype=check_dtype, equal_nan=equal_nan)
+        _elements(assert_close, got, want, what, atol=atol, rtol=rtol, hint=hint,
+                  check_dtype=check_dtype, equal_nan=equal_nan)
         return
 
     if isinstance(want, (torch.Tensor, np.ndarray)) and not isinstance(got, (torch.Tensor, np.ndarray)):
@@ -107,19 +109,42 @@ def assert_close(got, want, *, atol: float = 1e-5, rtol: float = 1e-5, what: str
         worst = float(err[finite].max()) if finite.any() else math.inf
         detail += f", largest error {worst:.3g} (allowed {atol:g} + {rtol:g}*|expected|)"
     detail += f"\nfirst difference at index {list(idx)}: expected {_fmt(wv)}, got {_fmt(gv)}"
-    raise Mismatch(summary, detail, hint)
+    raise _values_differ(summary, detail, hint)
 
 
-def _element(check, got, want, i: int, what: str, **options) -> None:
-    """Check element i of a sequence. A failure's summary says `what[...]`, not
-    which element: the first element that differs depends on the expected values.
-    The detail (public tests only) names it."""
+def _values_differ(summary: str, detail: str, hint: str | None) -> Mismatch:
+    m = Mismatch(summary, detail, hint)
+    m.about_values = True
+    return m
+
+
+def _elements(check, got, want, what: str, *, hint: str | None, **options) -> None:
+    """Check a sequence element by element, and say what is wrong without saying
+    which element first has wrong values (that depends on the expected values):
+    a structural failure (type, shape, length) wins over wrong values, whichever
+    element has it, and its summary says `what[...]`. The detail (public tests
+    only) names the element."""
+    failures = []
+    for i, (g, w) in enumerate(zip(got, want)):
+        try:
+            check(g, w, what=f"{what}[{i}]", hint=hint, **options)
+        except Mismatch as e:
+            failures.append((i, e))
+    if not failures:
+        return
+    structural = [(i, m) for i, m in failures if not m.about_values]
+    i, first = (structural or failures)[0]
     path = f"{what}[{i}]"
-    try:
-        check(got, want, what=path, **options)
-    except Mismatch as e:
-        detail = e.detail if e.detail.startswith("in ") else f"in {path}" + (f": {e.detail}" if e.detail else "")
-        raise Mismatch(e.summary.replace(path, f"{what}[...]", 1), detail, e.hint) from None
+    detail = first.detail if first.detail.startswith("in ") else \
+        f"in {path}" + (f": {first.detail}" if first.detail else "")
+    if structural:
+        raise Mismatch(first.summary.replace(path, f"{what}[...]", 1), detail, first.hint)
+    raise _values_differ(f"{what}: values differ (length {len(want)})", detail, first.hint)
+
+
+def _scalar_equal(got, want, *, what: str, hint: str | None) -> None:
+    if got != want or type(got) is not type(want):
+        raise _values_differ(f"{what}: wrong value", f"expected {want!r}, got {got!r}", hint)
 
 
 def _numeric_sequence(x) -> bool:
@@ -136,21 +161,38 @@ def assert_equal(got, want, *, what: str = "output", hint: str | None = None) ->
             raise Mismatch(f"{what}: wrong length: expected {len(want)}, got {len(got)}",
                            f"first difference at [{first}]: expected {want[first:first + 5]!r}..., "
                            f"got {got[first:first + 5]!r}...", hint)
-        for i, (a, b) in enumerate(zip(got, want)):
-            if isinstance(b, (torch.Tensor, np.ndarray, list, tuple, dict)):
-                _element(assert_equal, a, b, i, what, hint=hint)
-            elif a != b or type(a) is not type(b):
-                raise Mismatch(f"{what}: values differ (length {len(want)})",
-                               f"first difference at [{i}]: expected {b!r}, got {a!r}", hint)
+        _elements(_equal_element, got, want, what, hint=hint)
         return
     if isinstance(want, (torch.Tensor, np.ndarray)):
         assert_close(got, want, atol=0, rtol=0, what=what, hint=hint)
         return
     if isinstance(want, dict):
         if set(got) != set(want):
-            raise Mismatch(f"{what}: keys differ", f"expected {sorted(map(repr, want))}, got {sorted(map(repr, got))}", hint)
+            raise Mismatch(f"{what}: keys differ",
+                           f"expected {sorted(map(repr, want))}, got {sorted(map(repr, got))}", hint)
         for k in want:
             assert_equal(got[k], want[k], what=f"{what}[{k!r}]", hint=hint)
         return
-    if got != want:
-        raise Mismatch(f"{what}: wrong value", f"expected {want!r}, got {got!r}", hint)
+    _scalar_equal(got, want, what=what, hint=hint)
+
+
+def _equal_element(got, want, *, what: str, hint: str | None) -> None:
+    nested = isinstance(want, (torch.Tensor, np.ndarray, list, tuple, dict))
+    (assert_equal if nested else _scalar_equal)(got, want, what=what, hint=hint)
+
+
+def assert_dropout_on_output(train, evaluation, p: float, *, what: str, hint: str | None = None) -> None:
+    """Assert that `train` is `evaluation` with dropout(p) applied to it, 0 < p < 1.
+
+    Each element is either 0 or evaluation / (1 - p), and about a fraction p
+    (within 0.1: use thousands of elements) are 0. Dropout applied anywhere
+    else (inside a feed-forward, on attention weights) gives other numbers.
+    """
+    g, e = _as_tensor(train).double(), _as_tensor(evaluation).double()
+    if g.shape != e.shape:
+        raise Mismatch(f"{what}: wrong shape: expected {_shape(e)}, got {_shape(g)}", hint=hint)
+    kept = g != 0
+    assert_close(g[kept], e[kept] / (1 - p), atol=1e-5, rtol=1e-4,
+                 what=f"{what}: outputs not dropped, compared with the eval-mode outputs / (1 - p)", hint=hint)
+    assert_close(1 - float(kept.double().mean()), p, atol=0.1, rtol=0,
+                 what=f"{what}: the fraction of outputs that are 0", hint=hint)

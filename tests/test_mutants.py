@@ -10,7 +10,7 @@ import pytest
 
 from kit import assert_mutant_caught
 
-# (unit, module, description, old text, new text)
+# (unit, module, description, old text, new text[, what the first failure's message must say])
 MUTANTS = [
     ("u04", "attention", "softmax without max subtraction",
      "m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))", "m = torch.zeros_like(m)"),
@@ -41,10 +41,21 @@ MUTANTS = [
      "return self.dropout(self.out_proj(self.merge_heads(y)))", "return self.dropout(self.merge_heads(y))"),
     ("u04", "attention", "gradient cut by detach",
      "return softmax(scores, dim=-1) @ v", "return softmax(scores, dim=-1).detach() @ v"),
+    ("u04", "attention", "dropout applied in eval mode too",
+     "return self.dropout(self.out_proj(self.merge_heads(y)))",
+     "return nn.functional.dropout(self.out_proj(self.merge_heads(y)), self.dropout.p, training=True)",
+     "dropout must do nothing in eval mode"),
+    ("u04", "attention", "dropout on the values before attention instead of on the output",
+     "y = scaled_dot_product_attention(q, k, v, mask=mask)\n        return self.dropout(self.out_proj(",
+     "y = scaled_dot_product_attention(q, k, self.dropout(v), mask=mask)\n        return (self.out_proj(",
+     "dropout goes on the output"),
+    ("u04", "attention", "dropout ignored: never applied",
+     "return self.dropout(self.out_proj(self.merge_heads(y)))", "return self.out_proj(self.merge_heads(y))",
+     "dropout goes on the output"),
 ]
 
 
-@pytest.mark.parametrize("unit, module, description, old, new", MUTANTS,
-                         ids=[f"{m[0]}-{m[2]}" for m in MUTANTS])
-def test_public_tests_catch_the_mutant(tmp_path, unit, module, description, old, new):
-    assert_mutant_caught(tmp_path, unit, module, description, old, new)
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[f"{m[0]}-{m[2]}" for m in MUTANTS])
+def test_public_tests_catch_the_mutant(tmp_path, mutant):
+    unit, module, description, old, new, *says = mutant
+    assert_mutant_caught(tmp_path, unit, module, description, old, new, says=says[0] if says else None)

@@ -66,6 +66,8 @@ MUTANTS = [
      'text = token.decode("utf-8", errors="surrogateescape")', 'text = token.decode("utf-8", errors="replace")'),
     ("save writes a backslash unescaped",
      'out.append("\\\\\\\\")', 'out.append("\\\\")'),
+    ("a special token missing from a vocab with gaps gets len(vocab), not max id + 1",
+     "ids = [max(self.vocab, default=-1) + 1]", "ids = [len(self.vocab)]"),
     ("load forgets the special tokens",
      'return cls(vocab, merges, data["special_tokens"])', "return cls(vocab, merges)"),
 ]

@@ -3,9 +3,9 @@
 Each test builds its inputs here (seeded), runs a probe against your
 package with `student.run`, and judges the result here. The judges are:
 
-- `obvious_train_bpe` below: BPE training written as plainly as possible.
-  It recounts every pair after every merge, so it is slow, and it is here
-  only to say what the right merges are on small corpora;
+- merges and vocabularies stored in data/test_u02_tokenization.json: the
+  `snapshot_*` probes below, run once on the reference with
+  `python -m grader.snapshots --unit u02`, with the corpora they trained on;
 - HF `tokenizers`, loaded with the same vocab and merges (the GPT-2 way of
   writing bytes as characters), for encodings, and trained with its own
   BpeTrainer for compression;
@@ -21,14 +21,13 @@ import random
 import signal
 import tempfile
 import threading
-from collections import Counter
-from functools import lru_cache
 
 import pytest
 import regex
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from grader.snapshots import load_snapshot
 from grader.testing import Mismatch, assert_close, assert_equal
 
 pytestmark = pytest.mark.u02
@@ -147,46 +146,6 @@ def compression_probe(pkg, corpus, vocab_size):
 
 # ---------------------------------------------------------------- judges
 
-def obvious_train_bpe(text, vocab_size, special_tokens=()):
-    """BPE training, as plainly as possible: recount every pair after every merge."""
-    if not isinstance(text, str):
-        text = "".join(text)
-    vocab = {i: bytes([i]) for i in range(256)}
-    for s in special_tokens:
-        vocab[len(vocab)] = s.encode("utf-8")
-    pieces = [text]
-    if special_tokens:
-        longest_first = sorted(special_tokens, key=len, reverse=True)
-        pieces = regex.split("|".join(regex.escape(s) for s in longest_first), text)
-    word_counts = Counter(w for piece in pieces for w in regex.findall(GPT2_PATTERN, piece))
-    words = {tuple(bytes([b]) for b in w.encode("utf-8")): n for w, n in word_counts.items()}
-    merges = []
-    while len(vocab) < vocab_size:
-        pairs = Counter()
-        for word, n in words.items():
-            for pair in zip(word, word[1:]):
-                pairs[pair] += n
-        if not pairs:
-            break
-        best = max(pairs, key=lambda pair: (pairs[pair], pair))
-        merges.append(best)
-        vocab[len(vocab)] = best[0] + best[1]
-        words = {obvious_merge(word, best): n for word, n in words.items()}
-    return vocab, merges
-
-
-def obvious_merge(word, pair):
-    out, i = [], 0
-    while i < len(word):
-        if word[i:i + 2] == pair:
-            out.append(pair[0] + pair[1])
-            i += 2
-        else:
-            out.append(word[i])
-            i += 1
-    return tuple(out)
-
-
 def gpt2_byte_chars():
     """GPT-2's table byte -> printable character, which HF's ByteLevel uses."""
     printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
@@ -302,12 +261,58 @@ def pseudo_english(n_chars, seed):
     return "".join(out)
 
 
-@lru_cache(maxsize=None)
-def trained(seed=0, vocab_size=400, specials=()):
-    """A vocab and merges to test Tokenizer with, trained by the obvious judge (not by you)."""
-    corpus = small_corpus(seed, 300) + " ".join(HARD_TEXTS) + pseudo_english(3000, seed)
-    vocab, merges = obvious_train_bpe(corpus, vocab_size, specials)
-    return vocab, merges, list(specials)
+# ---------------------------------------------------------------- snapshots
+# What the reference learns from seeded corpora: each snapshot probe returns
+# the corpus (the input) with the merges and new vocab entries (the outputs).
+
+SMALL_SEEDS = [1, 2, 3, 4, 5]
+TRAINED = {"trained_400": (400, ()), "trained_400_eot": (400, (EOT,)), "trained_450_eot": (450, (EOT,))}
+
+
+def trained_as_snapshot(pkg, text, vocab_size, specials, keep_text=True, **inputs):
+    vocab, merges = pkg.tokenizer.train_bpe(text, vocab_size, specials)
+    return {"text": text if keep_text else "", "vocab_size": vocab_size, "specials": list(specials), **inputs,
+            "merges": merges, "new_tokens": sorted((i, t) for i, t in vocab.items() if i >= 256)}
+
+
+def snapshot_small_corpora(pkg):
+    return {f"small_{seed}": trained_as_snapshot(pkg, small_corpus(seed), 256 + 40 + 10 * seed, [])
+            for seed in SMALL_SEEDS}
+
+
+def snapshot_special_tokens(pkg):
+    corpus = EOT.join(small_corpus(s, 60) for s in range(6)) + EOT + EOT + "<|pad|>" + EOT
+    return {"specials": trained_as_snapshot(pkg, corpus, 330, [EOT, "<|pad|>"])}
+
+
+def snapshot_streamed(pkg):
+    rng = random.Random(7)
+    text = EOT.join(small_corpus(s, 80) for s in range(4))
+    chunks = random_cuts(text, rng, 60) + ["x\r", "\ny", "'l", "l go", "<|endof", "text|>", "z  ", "w"]
+    return {"streamed": trained_as_snapshot(pkg, "".join(chunks), 320, [EOT], keep_text=False, chunks=chunks)}
+
+
+def snapshot_tokenizers(pkg):
+    """Vocabularies and merges the encode/decode tests use."""
+    corpus = small_corpus(0, 300) + " ".join(HARD_TEXTS) + pseudo_english(3000, 0)
+    return {name: trained_as_snapshot(pkg, corpus, size, specials, keep_text=False)
+            for name, (size, specials) in TRAINED.items()}
+
+
+SNAP = load_snapshot(__file__)
+
+
+def stored(name):
+    """(text, vocab_size, specials, vocab, merges) of a snapshot, as train_bpe returns them."""
+    snap = SNAP[name]
+    vocab = {**{i: bytes([i]) for i in range(256)}, **{i: t for i, t in snap["new_tokens"]}}
+    return snap["text"], snap["vocab_size"], snap["specials"], vocab, [tuple(m) for m in snap["merges"]]
+
+
+def trained(name):
+    """A vocab, merges and special tokens to test Tokenizer with (learned by the reference, not by you)."""
+    _, _, specials, vocab, merges = stored(name)
+    return vocab, merges, specials
 
 
 def random_cuts(text, rng, n):
@@ -398,13 +403,11 @@ def test_train_breaks_ties_by_the_greatest_pair(student):
                  hint="compare pairs as tuples of bytes (a, b): not their concatenation a + b, not their ids")
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
-def test_train_matches_the_obvious_implementation(student, seed):
-    corpus = small_corpus(seed)
-    vocab_size = 256 + 40 + 10 * seed
+@pytest.mark.parametrize("seed", SMALL_SEEDS)
+def test_train_matches_the_reference_on_small_corpora(student, seed):
+    corpus, vocab_size, _, want_vocab, want_merges = stored(f"small_{seed}")
     with time_limit(60, f"train_bpe on {len(corpus)} characters"):
         vocab, merges = student.run(train_probe, corpus, vocab_size, [])
-    want_vocab, want_merges = obvious_train_bpe(corpus, vocab_size)
     assert_equal(merges, want_merges, what=f"merges learned from small_corpus({seed}) at vocab_size={vocab_size}",
                  hint="count pairs inside pre-tokens, weighted by how often each pre-token occurs; "
                       "break ties with the greatest pair")
@@ -412,13 +415,11 @@ def test_train_matches_the_obvious_implementation(student, seed):
 
 
 def test_train_with_special_tokens(student):
-    specials = [EOT, "<|pad|>"]
-    corpus = EOT.join(small_corpus(s, 60) for s in range(6)) + EOT + EOT + "<|pad|>" + EOT
-    vocab, merges = student.run(train_probe, corpus, 330, specials)
+    corpus, vocab_size, specials, want_vocab, want_merges = stored("specials")
+    vocab, merges = student.run(train_probe, corpus, vocab_size, specials)
     assert_equal(vocab.get(256), EOT.encode(), what="vocab[256]",
                  hint="special tokens take ids 256, 257, ... in the order given, before any merge")
     assert_equal(vocab.get(257), b"<|pad|>", what="vocab[257]")
-    want_vocab, want_merges = obvious_train_bpe(corpus, 330, specials)
     assert_equal(merges, want_merges, what="merges learned from a corpus with <|endoftext|> between documents",
                  hint="cut the special tokens out of the text before pre-tokenizing; never count pairs across them")
     assert_equal(vocab, want_vocab, what="vocab learned with two special tokens",
@@ -426,12 +427,8 @@ def test_train_with_special_tokens(student):
 
 
 def test_train_on_streamed_chunks_equals_joined_text(student):
-    rng = random.Random(7)
-    text = EOT.join(small_corpus(s, 80) for s in range(4))
-    chunks = random_cuts(text, rng, 60) + ["x\r", "\ny", "'l", "l go", "<|endof", "text|>", "z  ", "w"]
-    text = "".join(chunks)
-    vocab, merges = student.run(train_streamed_probe, chunks, 320, [EOT])
-    want_vocab, want_merges = obvious_train_bpe(text, 320, [EOT])
+    _, vocab_size, specials, want_vocab, want_merges = stored("streamed")
+    vocab, merges = student.run(train_streamed_probe, SNAP["streamed"]["chunks"], vocab_size, specials)
     assert_equal(merges, want_merges, what="merges learned from a generator of chunks (cut anywhere)",
                  hint='train on "".join(chunks): "\\r" + "\\n", "\'l" + "l", "<|endof" + "text|>" cut across '
                       'chunks must not change anything; pre-tokenize only what can no longer change')
@@ -470,7 +467,7 @@ def test_encode_textbook_example(student):
 
 
 def test_encode_matches_hf_tokenizers(student):
-    vocab, merges, specials = trained(0, 450, (EOT,))
+    vocab, merges, specials = trained("trained_450_eot")
     rng = random.Random(3)
     alphabet = "abcdeé日本🙂 \n\r\t,.'" + EOT
     texts = [*HARD_TEXTS, pseudo_english(600, 5), EOT + "Once" + EOT + EOT + " upon\r\n" + EOT,
@@ -491,7 +488,7 @@ def test_encode_matches_hf_tokenizers(student):
     ([EOT, "<|end|>"], "<|end<|end|>" + EOT + "|>"),
 ], ids=["doubled", "around-text", "prefix-given-first", "prefix-given-last", "almost-special"])
 def test_encode_overlapping_special_tokens(student, specials, text):
-    vocab, merges, _ = trained(0, 400)
+    vocab, merges, _ = trained("trained_400")
     vocab = {**vocab, **{len(vocab) + i: s.encode() for i, s in enumerate(specials)}}
     got = student.run(encode_probe, vocab, merges, specials, [text])[0]
     want = hf_tokenizer(vocab, merges, specials).encode(text, add_special_tokens=False).ids
@@ -499,8 +496,25 @@ def test_encode_overlapping_special_tokens(student, specials, text):
                  hint="the longest special token that matches wins, so try longer ones first")
 
 
+def test_special_tokens_missing_from_a_vocab_with_gaps_get_the_next_free_ids(student):
+    # Ids 256..299 are unused (a pruned vocabulary); 300 is b"ab". The special tokens are not in
+    # the vocab, so they get max id + 1 = 301, then 302: not len(vocab) = 257, which is free here
+    # but in general may be taken.
+    vocab = {**{i: bytes([i]) for i in range(256)}, 300: b"ab"}
+    text = EOT + "ab" + "<|pad|>" + " ab"
+    got = student.run(encode_probe, vocab, [(b"a", b"b")], [EOT, "<|pad|>"], [text])[0]
+    assert_equal(got, [301, 300, 302, ord(" "), 300],
+                 what=f"encode({text!r}) with vocab ids 0..255 and 300 (b'ab'), special tokens {EOT!r} and "
+                      "'<|pad|>' not in the vocab",
+                 hint="a special token missing from vocab gets the next free id, max(vocab) + 1 (then + 2, ...); "
+                      "len(vocab) is not free when the ids have gaps")
+    back = student.run(decode_probe, vocab, [(b"a", b"b")], [EOT, "<|pad|>"], [[301, 300, 302]])[0]
+    assert_equal(back, EOT + "ab<|pad|>", what="decode([301, 300, 302]) with those special tokens",
+                 hint="decode must know the ids the special tokens were given")
+
+
 def test_decode_invalid_utf8_gives_replacement_characters(student):
-    vocab, merges, _ = trained(0, 400)
+    vocab, merges, _ = trained("trained_400")
     by_bytes = {tok: i for i, tok in vocab.items()}
     snow = "日".encode()  # 3 bytes: e6 97 a5
     id_lists = [[by_bytes[snow[:1]], by_bytes[snow[1:2]]],  # a character cut short
@@ -517,7 +531,7 @@ def test_decode_invalid_utf8_gives_replacement_characters(student):
 
 
 def test_round_trip_on_hard_text(student):
-    vocab, merges, specials = trained(0, 400, (EOT,))
+    vocab, merges, specials = trained("trained_400_eot")
     texts = [*HARD_TEXTS, EOT.join(HARD_TEXTS), "\r\n" * 5 + " " * 9 + "\t\n" * 3]
     got = student.run(round_trip_probe, vocab, merges, specials, texts)
     for text, back in zip(texts, got):
@@ -528,7 +542,7 @@ def test_round_trip_on_hard_text(student):
 @PROPERTY
 @given(texts=st.lists(RANDOM_TEXT, min_size=1, max_size=10))
 def test_round_trip_on_random_unicode(student, texts):
-    vocab, merges, specials = trained(0, 400, (EOT,))
+    vocab, merges, specials = trained("trained_400_eot")
     got = student.run(round_trip_probe, vocab, merges, specials, texts)
     for text, back in zip(texts, got):
         assert_equal(back, text, what=f"decode(encode({text!r}))")
@@ -538,7 +552,7 @@ def test_round_trip_on_random_unicode(student, texts):
 
 @pytest.mark.parametrize("how", ["lines", "characters", "random-cuts", "nasty-cuts"])
 def test_encode_iterable_equals_encode_of_the_joined_text(student, how):
-    vocab, merges, specials = trained(0, 400, (EOT,))
+    vocab, merges, specials = trained("trained_400_eot")
     text = (pseudo_english(1500, 2) + EOT + "end  \n\n\nI'll go\r\n\r\n" + EOT + EOT + "  x"
             + "".join(HARD_TEXTS))
     if how == "lines":
@@ -558,7 +572,7 @@ def test_encode_iterable_equals_encode_of_the_joined_text(student, how):
 
 
 def test_encode_iterable_is_lazy(student):
-    vocab, merges, _ = trained(0, 400)
+    vocab, merges, _ = trained("trained_400")
     seen, n = student.run(lazy_probe, vocab, merges, 100_000, 50)
     assert_equal(n, 50, what="number of ids taken from encode_iterable over 100000 lines")
     if seen > 1000:
@@ -586,7 +600,7 @@ def test_save_and_load_round_trip(student):
         saved_text = saved.decode("utf-8")
     except UnicodeDecodeError as e:
         raise Mismatch("the saved file is not UTF-8 text", str(e),
-                       hint='open the file with encoding="utf-8" and write text, not raw bytes or pickle')
+                       hint='open the file with encoding="utf-8" and write text, not raw bytes or pickle') from None
     if "hello" not in saved_text:
         raise Mismatch("the saved file does not show the token b'hello' as readable text",
                        hint="write tokens as text a person can read, e.g. JSON strings")

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.testing import assert_close, assert_equal
+from grader.testing import assert_close, assert_dropout_on_output, assert_equal
 
 pytestmark = pytest.mark.u04
 
@@ -53,6 +53,18 @@ def mha_grads_probe(pkg, d_model, n_heads, state, x, context, mask, grad_out):
     out = m(x, context=context, mask=mask)
     out.backward(grad_out)
     return x.grad, {name: p.grad for name, p in m.named_parameters()}
+
+
+def mha_dropout_probe(pkg, d_model, n_heads, state, x, p):
+    """Outputs of MultiHeadAttention(dropout=p): in train mode (seeded), in eval mode, and with dropout=0."""
+    m = pkg.attention.MultiHeadAttention(d_model, n_heads, dropout=p)
+    m.load_state_dict(state)
+    torch.manual_seed(0)
+    train = m.train()(x).detach()
+    evaluation = m.eval()(x).detach()
+    plain = pkg.attention.MultiHeadAttention(d_model, n_heads)
+    plain.load_state_dict(state)
+    return train, evaluation, plain.eval()(x).detach()
 
 
 def mha_state_probe(pkg, d_model, n_heads):
@@ -257,3 +269,22 @@ def test_mha_gradients_match_torch(student, rng):
     want = {"q_proj.weight": w_q, "k_proj.weight": w_k, "v_proj.weight": w_v,
             "out_proj.weight": oracle.out_proj.weight.grad}
     assert_close(gparams, want, atol=1e-8, rtol=1e-6, what="weight gradients of multi-head attention")
+
+
+@pytest.mark.parametrize("p", [0.5, 1.0])
+def test_mha_dropout_is_applied_to_the_output_in_train_mode_only(student, rng, p):
+    d_model, n_heads = 16, 4
+    state = mha_state(d_model, rng)
+    x = torch.randn(4, 50, d_model, generator=rng)  # 3200 outputs
+    train, evaluation, plain = student.run(mha_dropout_probe, d_model, n_heads, state, x, p)
+    assert_close(evaluation, plain, atol=1e-6, rtol=1e-5,
+                 what=f"MultiHeadAttention(dropout={p}) in eval mode vs dropout=0",
+                 hint="dropout must do nothing in eval mode: use nn.Dropout (it follows .train()/.eval())")
+    hint = ("dropout goes on the output, after out_proj (the module docstring), as nn.Dropout; "
+            "not on the attention weights, the values or the heads")
+    if p == 1.0:
+        assert_close(train, torch.zeros_like(train), atol=0, rtol=0,
+                     what="MultiHeadAttention(dropout=1.0) in train mode: every output dropped", hint=hint)
+    else:
+        assert_dropout_on_output(train, evaluation, p, what=f"MultiHeadAttention(dropout={p}) in train mode",
+                                 hint=hint)
