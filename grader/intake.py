@@ -29,6 +29,7 @@ import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
@@ -118,24 +119,24 @@ def _list_dir(src: Path, package: str) -> list[_Entry]:
                 listing = sorted(it, key=lambda e: e.name)
         except OSError as e:
             raise IntakeError(f"could not read {package}/{shown(prefix)}: {e.strerror}") from None
-        for e in listing:
+        for item in listing:
             seen += 1
             if seen > MAX_ENTRIES:
                 raise IntakeError(f"{package}/ holds more than {MAX_ENTRIES} files and folders; too many")
-            rel = prefix + e.name
+            rel = prefix + item.name
             try:
-                st = e.stat(follow_symlinks=False)
+                st = item.stat(follow_symlinks=False)
             except OSError as err:
                 raise IntakeError(f"could not read {package}/{shown(rel)}: {err.strerror}") from None
             if stat.S_ISLNK(st.st_mode):
                 raise IntakeError(f"{package}/{shown(rel)} is a symbolic link")
             if stat.S_ISDIR(st.st_mode):
-                if e.name != "__pycache__":
-                    todo.append((Path(e.path), rel + "/"))
+                if item.name != "__pycache__":
+                    todo.append((Path(item.path), rel + "/"))
                 continue
             if not stat.S_ISREG(st.st_mode):
                 raise IntakeError(f"{package}/{shown(rel)} is not a regular file")
-            entries.append(_Entry(rel, st.st_size, lambda p=e.path, r=rel: _read_file(p, f"{package}/{r}")))
+            entries.append(_Entry(rel, st.st_size, partial(_read_file, item.path, f"{package}/{rel}")))
             _check_so_far(entries, package)
     return entries
 
@@ -156,15 +157,11 @@ def _read_file(path: str, name: str) -> bytes:
 def _open_zip(src: Path) -> zipfile.ZipFile:
     bad = f"{shown(src.name)} is not a readable zip file"
     try:
-        with src.open("rb") as fh:
-            end = zipfile._EndRecData(fh)  # the end record only: how big the table of contents is
-        if end is None:
-            raise zipfile.BadZipFile("no end of central directory record")
-        if end[zipfile._ECD_ENTRIES_TOTAL] > MAX_ENTRIES:
-            raise IntakeError(f"{shown(src.name)} holds {end[zipfile._ECD_ENTRIES_TOTAL]} entries; "
-                              f"the limit is {MAX_ENTRIES}")
-        if end[zipfile._ECD_SIZE] > MAX_CENTRAL_DIR:
-            raise IntakeError(f"{shown(src.name)}: its table of contents is {end[zipfile._ECD_SIZE]} bytes; "
+        entries, toc_bytes = _table_of_contents(src)
+        if entries > MAX_ENTRIES:
+            raise IntakeError(f"{shown(src.name)} holds {entries} entries; the limit is {MAX_ENTRIES}")
+        if toc_bytes > MAX_CENTRAL_DIR:
+            raise IntakeError(f"{shown(src.name)}: its table of contents is {toc_bytes} bytes; "
                               f"the limit is {MAX_CENTRAL_DIR}")
         return zipfile.ZipFile(src)
     except UnicodeDecodeError as e:  # an entry flagged as UTF-8 whose name is not
@@ -174,6 +171,17 @@ def _open_zip(src: Path) -> zipfile.ZipFile:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
             RuntimeError) as e:
         raise IntakeError(f"{bad} ({printable(e, 200)})") from None
+
+
+def _table_of_contents(src: Path) -> tuple[int, int]:
+    """(entries, bytes) of a zip's central directory, from its end record alone,
+    before zipfile parses the directory into memory (zipfile's own reader of
+    that record; it handles zip64 and archive comments)."""
+    with src.open("rb") as fh:
+        end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]
+    if end is None:
+        raise zipfile.BadZipFile("no end of central directory record")
+    return end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
 
 
 _READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
@@ -210,7 +218,7 @@ def _list_zip(zf: zipfile.ZipFile, src: Path, package: str) -> list[_Entry]:
         if info.compress_type not in _READABLE_METHODS:
             raise IntakeError(f"{label} uses compression method {info.compress_type}, which cannot be read; "
                               f"zip it again with ordinary (deflate) compression")
-        entries.append(_Entry(rel, info.file_size, lambda i=info, lab=label: _read_entry(zf, i, lab)))
+        entries.append(_Entry(rel, info.file_size, partial(_read_entry, zf, info, label)))
         _check_so_far(entries, package)
     return entries
 

@@ -65,7 +65,8 @@ def sanitized(g: Grade) -> Grade:
         error=None if g.error is None else printable(g.error, MAX_MESSAGE),
         notes=[printable(n, MAX_MESSAGE) for n in g.notes],
         isolation=_plain(g.isolation),
-        units=[dataclasses.replace(u, title=printable(u.title), message=printable(u.message, MAX_MESSAGE, multiline=True))
+        units=[dataclasses.replace(u, title=printable(u.title),
+                                   message=printable(u.message, MAX_MESSAGE, multiline=True))
                for u in g.units],
         tests=[dataclasses.replace(t, name=printable(t.name), unit=printable(t.unit),
                                    message=printable(t.message, MAX_MESSAGE, multiline=True),
