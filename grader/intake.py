@@ -286,6 +286,7 @@ def _stage_entries(course: Course, entries: dict[str, _Entry]) -> Staged:
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         staged = Staged(root=root, package_dir=pkg_dir)
         named = [m for u in course.ready_units for m in u.modules]
+        total = 0
         for module in named:  # one at a time: read, check, write, let go
             entry = entries.get(f"{module}.py")
             if entry is None:
@@ -294,6 +295,9 @@ def _stage_entries(course: Course, entries: dict[str, _Entry]) -> Staged:
             data = entry.read()
             if len(data) > MAX_FILE_BYTES:  # it grew, or the zip's header lied about its size
                 raise IntakeError(f"{package}/{module}.py is larger than {MAX_FILE_BYTES} bytes")
+            total += len(data)
+            if total > MAX_TOTAL_BYTES:  # the sizes listed were not the sizes read
+                raise IntakeError(f"{package}/ is larger than {MAX_TOTAL_BYTES} bytes")
             try:
                 (pkg_dir / f"{module}.py").write_bytes(_normalise(data))
                 staged.taken.append(module)

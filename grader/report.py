@@ -37,6 +37,8 @@ def printable(text, limit: int = MAX_LINE, *, multiline: bool = False) -> str:
     HTML output must still escape ``<`` and ``&`` itself."""
     text = str(text)
     total = len(text)
+    if total <= limit and all(line.isprintable() for line in (text.split("\n") if multiline else [text])):
+        return text
     out = []
     for ch in text[:limit]:
         if ch.isprintable() or (ch == "\n" and multiline):
