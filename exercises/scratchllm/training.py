@@ -94,7 +94,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     max_norm: float | None = 1.0   # gradient clipping; None = no clipping
     precision: str = "fp32"        # "fp32" | "bf16" | "fp16" (fp16 uses a LossScaler)
-    eval_interval: int = 100       # evaluate after every eval_interval steps, and after the last
+    eval_interval: int = 100       # evaluate after every eval_interval steps
     eval_iters: int = 20           # number of fixed validation windows
     checkpoint_interval: int = 500  # checkpoint after every checkpoint_interval steps, and after the last
     out_dir: str | None = None     # where ckpt.pt goes; None = no checkpoints
@@ -347,8 +347,10 @@ def train(model: nn.Module, tokens_train: Tensor, tokens_val: Tensor, config: Tr
 
     Returns the history: one dict per iteration `it` (0-based) with keys
     "iteration" (it), "train_loss" (the loss of that step's batch), "val_loss"
-    (estimate_loss on tokens_val after the step, on evaluation steps; None on
-    the others), "lr" (lr_at(it)) and "tokens_per_s". A resumed run returns
+    (estimate_loss on tokens_val after the step when (it + 1) % eval_interval
+    == 0; None on the others), "lr" (lr_at(it)) and "tokens_per_s". A
+    checkpoint is written after every checkpoint_interval steps and after
+    the last step, when out_dir is set. A resumed run returns
     the history from iteration 0. Each callback is called as
     callback(record, model) after every iteration.
     """
@@ -369,7 +371,7 @@ def train(model: nn.Module, tokens_train: Tensor, tokens_val: Tensor, config: Tr
     #        loss = train_step(model, x, y, optimizer, precision=..., scaler=..., max_norm=...);
     #        record = {"iteration": it, "train_loss": loss, "val_loss": None, "lr": lr,
     #                  "tokens_per_s": tokens of the step (all ranks) / seconds};
-    #        after every eval_interval steps and after the last: record["val_loss"] =
+    #        after every eval_interval steps: record["val_loss"] =
     #        estimate_loss(raw, tokens_val, block_size, batch_size, eval_iters);
     #        append the record; call each callback(record, model);
     #        after every checkpoint_interval steps and after the last, rank 0 saves
