@@ -92,8 +92,9 @@ def two_layers_interleaved_probe(pkg, params, xs, grad_outs):
 
 def activation_probe(pkg, name, x, grad_out):
     act = getattr(pkg.autograd, name)()
-    out = act.forward(x)
-    return out, act.backward(grad_out)
+    with np.errstate(over="raise"):  # an overflow in exp() is an error here
+        out = act.forward(x)
+        return out, act.backward(grad_out)
 
 
 def mlp_probe(pkg, params, activation, x, grad_out):
@@ -114,7 +115,8 @@ def parameters_probe(pkg):
 
 
 def softmax_ce_probe(pkg, logits, labels):
-    loss, dlogits = pkg.autograd.softmax_cross_entropy(logits, labels)
+    with np.errstate(over="raise"):  # an overflow in exp() is an error here
+        loss, dlogits = pkg.autograd.softmax_cross_entropy(logits, labels)
     return float(loss), dlogits
 
 
@@ -133,12 +135,12 @@ def sgd_probe(pkg, values, grads_per_step, lr, momentum):
 
 
 def sgd_on_model_probe(pkg, params, x, labels, lr, momentum, steps):
-    """A few full training steps on a Tanh MLP with SGD over model.parameters()."""
+    """A few training steps on a Tanh MLP: SGD over model.parameters(), zeroed by model.zero_grad()."""
     ag = pkg.autograd
     model = build_mlp(pkg, params, "Tanh")
     opt = ag.SGD(model.parameters(), lr=lr, momentum=momentum)
     for _ in range(steps):
-        opt.zero_grad()
+        model.zero_grad()
         _, dlogits = ag.softmax_cross_entropy(model.forward(x), labels)
         model.backward(dlogits)
         opt.step()
@@ -193,6 +195,14 @@ def gradient_check_probe(pkg, params, x, labels, corrupt):
 
 def accuracy_probe(pkg, params, X, y):
     return float(pkg.autograd.accuracy(build_mlp(pkg, params, "ReLU"), X, y))
+
+
+def train_full_batch_probe(pkg, params, X, y, epochs, lr, momentum):
+    """train_classifier with one batch holding every example: plain full-batch SGD steps."""
+    model = build_mlp(pkg, params, "Tanh")
+    history = pkg.autograd.train_classifier(model, X, y, np.random.default_rng(0), epochs=epochs, lr=lr,
+                                            momentum=momentum, batch_size=len(X))
+    return [float(a) for a in history], [[layer.W, layer.b] for layer in model.layers[::2]]
 
 
 def train_probe(pkg, sizes, X, y, seed, epochs, lr, momentum, batch_size):
@@ -473,7 +483,7 @@ def test_sgd_trains_a_network_through_its_parameters(student, rng):
         opt.step()
     assert_close(got, [[W.detach(), b.detach()] for W, b in tparams], atol=1e-12, rtol=1e-10,
                  what="[W, b] of each Linear after 3 SGD steps on Linear(3, 6), Tanh, Linear(6, 3)",
-                 hint="zero_grad, forward, loss, backward, step; SGD must hold the model's own arrays")
+                 hint="SGD must hold the model's own arrays, and zero_grad must zero them in place")
 
 
 # ---------------------------------------------------------------- gradient checking
@@ -538,6 +548,28 @@ def test_accuracy_matches_torch(student, rng):
                  hint="the fraction of rows whose largest logit is at the label")
 
 
+def test_train_classifier_full_batch_matches_torch(student, rng):
+    params = random_params(rng, [2, 8, 3])
+    X = randn(rng, 24, 2)
+    y = torch.randint(0, 3, (24,), generator=rng).numpy()
+    epochs, lr, momentum = 5, 0.3, 0.8
+    history, got = student.run(train_full_batch_probe, params, X, y, epochs, lr, momentum)
+    tparams = [leaves(p) for p in params]
+    opt = torch.optim.SGD([t for p in tparams for t in p], lr=lr, momentum=momentum)
+    want_history = []
+    for _ in range(epochs):
+        opt.zero_grad()
+        F.cross_entropy(torch_mlp(tparams, "Tanh", torch.from_numpy(X)), torch.from_numpy(y)).backward()
+        opt.step()
+        logits = torch_mlp(tparams, "Tanh", torch.from_numpy(X))
+        want_history.append(float((logits.argmax(dim=1) == torch.from_numpy(y)).double().mean()))
+    assert_close(got, [[W.detach(), b.detach()] for W, b in tparams], atol=1e-10, rtol=1e-8,
+                 what=f"[W, b] after train_classifier with batch_size = N = 24: {epochs} full-batch steps, "
+                      f"lr={lr}, momentum={momentum}",
+                 hint="each step: zero the gradients, forward, softmax_cross_entropy, backward, step")
+    assert_close(history, want_history, atol=1e-12, rtol=0, what="history: the training accuracy after each epoch")
+
+
 def test_mlp_learns_two_spirals(student):
     X, y = two_spirals(400, seed=0)
     X_test, y_test = two_spirals(2000, seed=1)
@@ -557,7 +589,10 @@ def test_mlp_learns_two_spirals(student):
 def test_linear_model_cannot_separate_the_spirals(student):
     X, y = two_spirals(400, seed=0)
     X_test, y_test = two_spirals(2000, seed=1)
-    _, params = student.run(train_probe, [2, 2], X, y, 0, 150, 0.05, 0.9, 32)
+    history, params = student.run(train_probe, [2, 2], X, y, 0, 150, 0.05, 0.9, 32)
+    assert_close(history[-1], torch_accuracy(params, X, y), atol=1e-12, rtol=0,
+                 what="history[-1] against the training accuracy of the returned linear model",
+                 hint="history[e] is accuracy(model, X, y) on all of X at the end of epoch e")
     W, b = (torch.from_numpy(a) for a in params[0])
     loss = float(F.cross_entropy(torch.from_numpy(X) @ W + b, torch.from_numpy(y)))
     # The best a linear model can do, found here by torch's L-BFGS.

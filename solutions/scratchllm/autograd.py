@@ -74,7 +74,6 @@ class Linear:
         self.b = np.zeros(out_features)
         self.dW = np.zeros_like(self.W)
         self.db = np.zeros_like(self.b)
-        self.x = None
 
     def forward(self, x: np.ndarray,  # (N, in)
                 ) -> np.ndarray:  # (N, out)
@@ -200,7 +199,8 @@ class SGD:
 
     With momentum = 0 this is plain p = p - lr * g. `params` is a list of
     (value, gradient) pairs, such as model.parameters(); values are updated
-    in place.
+    in place. lr and momentum are attributes: a schedule may change lr
+    between steps, and the velocities keep what they hold.
     """
 
     def __init__(self, params: list[tuple[np.ndarray, np.ndarray]], lr: float, momentum: float = 0.0):
