@@ -51,7 +51,7 @@ MUTANTS = [
      "dropout goes on the output"),
     ("u04", "attention", "dropout ignored: never applied",
      "return self.dropout(self.out_proj(self.merge_heads(y)))", "return self.out_proj(self.merge_heads(y))",
-     "dropout goes on the output"),
+     "dropout was not applied"),
 ]
 
 

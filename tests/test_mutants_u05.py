@@ -17,7 +17,7 @@ SWIGLU = """        g = self.gate(x)
 DECODER = """        x = x + self_attention(self.attn, self.norm1(x), mask, self.rope, positions)
         return x + self.ffn(self.norm2(x))"""
 
-# (description, old text, new text), all in layers.py
+# (description, old text, new text[, what the first failure's message must say]), all in layers.py
 MUTANTS = [
     ("LayerNorm with the unbiased variance (divide by dim - 1)",
      LN_STATS, LN_STATS.replace("((x - mean) ** 2).mean(dim=-1, keepdim=True)", "x.var(dim=-1, keepdim=True)")),
@@ -88,23 +88,42 @@ MUTANTS = [
     ("RoPE in the block ignores the positions given",
      "    if positions is None:\n        positions = torch.arange(x.size(1), device=x.device)\n    elif",
      "    positions = torch.arange(x.size(1), device=x.device)\n    if"),
+    ("LayerNorm variance as E[x^2] - E[x]^2 (cancels in float32)",
+     LN_STATS, LN_STATS.replace("((x - mean) ** 2).mean(dim=-1, keepdim=True)",
+                                "(x ** 2).mean(dim=-1, keepdim=True) - mean ** 2"),
+     "not as mean(x**2) - mean**2"),
+    ("feed-forward layers ignore their dropout",
+     "self.dropout = nn.Dropout(dropout)", "self.dropout = nn.Dropout(0.0)", "dropout was not applied"),
+    ("FeedForward drops the hidden activations instead of its output",
+     "return self.dropout(self.down(gelu(self.up(x))))", "return self.down(self.dropout(gelu(self.up(x))))",
+     "not to the hidden activations inside"),
+    ("SwiGLU drops the hidden activations instead of its output",
+     "return self.dropout(self.down(g * torch.sigmoid(g) * self.up(x)))",
+     "return self.down(self.dropout(g * torch.sigmoid(g) * self.up(x)))",
+     "not to the hidden activations inside"),
+    ("FeedForward applies dropout in eval mode too",
+     "return self.dropout(self.down(gelu(self.up(x))))",
+     "return nn.functional.dropout(self.down(gelu(self.up(x))), self.dropout.p, training=True)",
+     "dropout must do nothing in eval mode"),
+    ("the RoPE path of self_attention skips the attention's dropout",
+     "return attn.dropout(attn.out_proj(attn.merge_heads(y)))", "return attn.out_proj(attn.merge_heads(y))",
+     "the RoPE path of self_attention must apply attn.dropout too"),
+    ("blocks build their attention without dropout",
+     "MultiHeadAttention(d_model, n_heads, dropout)", "MultiHeadAttention(d_model, n_heads)",
+     "pass dropout to every attention"),
 ]
 
 
-@pytest.mark.parametrize("description, old, new", MUTANTS, ids=[m[0] for m in MUTANTS])
-def test_public_tests_catch_the_mutant(tmp_path, description, old, new):
-    assert_mutant_caught(tmp_path, "u05", "layers", description, old, new)
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_public_tests_catch_the_mutant(tmp_path, mutant):
+    description, old, new, *says = mutant
+    assert_mutant_caught(tmp_path, "u05", "layers", description, old, new, says=says[0] if says else None)
 
 
 # Bugs only the hidden tests are there to catch.
 HIDDEN_MUTANTS = [
-    ("LayerNorm variance as E[x^2] - E[x]^2 (cancels in float32)",
-     LN_STATS, LN_STATS.replace("((x - mean) ** 2).mean(dim=-1, keepdim=True)",
-                                "(x ** 2).mean(dim=-1, keepdim=True) - mean ** 2")),
     ("make_norm falls back to LayerNorm for an unknown name",
      "raise ValueError(f\"norm must be 'layer' or 'rms', got {norm!r}\")", "return LayerNorm(dim)"),
-    ("feed-forward layers ignore their dropout",
-     "self.dropout = nn.Dropout(dropout)", "self.dropout = nn.Dropout(0.0)"),
 ]
 
 

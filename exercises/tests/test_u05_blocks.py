@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grader.testing import assert_close, assert_equal
+from grader.snapshots import load_snapshot
+from grader.testing import assert_close, assert_dropout_on_output, assert_equal
 
 pytestmark = pytest.mark.u05
 
@@ -61,6 +62,23 @@ def rope_block_probe(pkg, n_heads, max_T, state, x, positions):
     block.load_state_dict(state)
     block.eval()
     return block(x, positions).detach()
+
+
+def build_with_dropout(pkg, cls_name, args, kwargs, state, dtype, dropout, rope_max_T):
+    extra = {"rope": pkg.embeddings.RotaryEmbedding(args[0] // args[1], rope_max_T)} if rope_max_T else {}
+    m = getattr(pkg.layers, cls_name)(*args, dropout=dropout, **kwargs, **extra).to(dtype)
+    m.load_state_dict(state)
+    return m
+
+
+def dropout_probe(pkg, cls_name, args, kwargs, state, inputs, p, rope_max_T):
+    """Outputs of layers.<cls_name>(dropout=p): in train mode (seeded), in eval mode, and
+    of the same module built with dropout=0 (eval). rope_max_T: give a DecoderBlock RoPE."""
+    m = build_with_dropout(pkg, cls_name, args, kwargs, state, inputs[0].dtype, p, rope_max_T)
+    plain = build_with_dropout(pkg, cls_name, args, kwargs, state, inputs[0].dtype, 0.0, rope_max_T)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return m.train()(*inputs), m.eval()(*inputs), plain.eval()(*inputs)
 
 
 # ---------------------------------------------------------------- weights
@@ -156,44 +174,6 @@ def torch_layer_grads(layer, state):
     return out
 
 
-def rope_complex(x, positions, theta=10000.0):
-    """Interleaved-pair RoPE as complex multiplication (see unit u03)."""
-    d = x.shape[-1]
-    z = torch.complex(x[..., 0::2], x[..., 1::2])
-    angle = positions.to(x.dtype)[..., None] * theta ** (-torch.arange(0, d, 2, dtype=x.dtype) / d)
-    z = z * torch.polar(torch.ones_like(angle), angle)
-    return torch.stack([z.real, z.imag], dim=-1).flatten(-2)
-
-
-def functional_block(state, x, norm, ffn, n_heads=H, positions=None):
-    """A causal pre-norm decoder block from torch's functional ops: the oracle for the
-    modern style (RMSNorm + SwiGLU) and for RoPE."""
-    d = x.shape[-1]
-
-    def normed(name, h):
-        if norm == "rms":
-            return F.rms_norm(h, (d,), state[f"{name}.weight"], eps=1e-5)
-        return F.layer_norm(h, (d,), state[f"{name}.weight"], state[f"{name}.bias"], eps=1e-5)
-
-    def heads(h, proj):
-        B, T, _ = h.shape
-        return F.linear(h, state[f"attn.{proj}.weight"]).view(B, T, n_heads, d // n_heads).transpose(1, 2)
-
-    h = normed("norm1", x)
-    q, k, v = heads(h, "q_proj"), heads(h, "k_proj"), heads(h, "v_proj")
-    if positions is not None:
-        pos = positions[:, None, :] if positions.dim() == 2 else positions
-        q, k = rope_complex(q, pos), rope_complex(k, pos)
-    y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(x.shape)
-    x = x + F.linear(y, state["attn.out_proj.weight"])
-    h = normed("norm2", x)
-    if ffn == "swiglu":
-        inner = F.silu(F.linear(h, state["ffn.gate.weight"])) * F.linear(h, state["ffn.up.weight"])
-        return x + F.linear(inner, state["ffn.down.weight"])
-    inner = F.gelu(F.linear(h, state["ffn.up.weight"], state["ffn.up.bias"]), approximate="tanh")
-    return x + F.linear(inner, state["ffn.down.weight"], state["ffn.down.bias"])
-
-
 def check_module_against(got, out, inputs, params, state, what, hint=None, atol=1e-9, rtol=1e-7):
     """Compare module_probe's (out, input grads, param grads) with torch's."""
     got_out, got_in, got_params = got
@@ -206,6 +186,38 @@ def check_module_against(got, out, inputs, params, state, what, hint=None, atol=
 
 def leaf(t):
     return t.clone().requires_grad_(True)
+
+
+# ---------------------------------------------------------------- snapshots
+# torch has no pre-norm block with RMSNorm, SwiGLU or RoPE to compare with, so
+# those tests compare with stored values: the probe below was run once on the
+# reference (`python -m grader.snapshots --unit u05`) and its inputs and
+# outputs kept in data/test_u05_blocks.npz.
+
+SD, SH, SFF = 8, 2, 16  # small blocks, to keep the stored file small
+
+
+def snapshot_modern_blocks(pkg):
+    g = torch.Generator().manual_seed(5)
+    state = block_state("DecoderBlock", g, "rms", "swiglu", d=SD, ff=SFF)
+    x = torch.randn(2, 6, SD, generator=g, dtype=torch.float64)
+    grad_out = torch.randn(2, 6, SD, generator=g, dtype=torch.float64)
+    out, (gx,), grads = module_probe(pkg, "DecoderBlock", [SD, SH, SFF], {"norm": "rms", "ffn": "swiglu"},
+                                     state, [x], grad_out)
+    rope_state = block_state("DecoderBlock", g, "rms", "swiglu", d=SD, ff=2 * SD)
+    rope_x = torch.randn(2, 6, SD, generator=g, dtype=torch.float64)
+    positions = torch.tensor([[0, 1, 2, 3, 4, 5], [3, 4, 9, 10, 11, 15]])  # gaps: not just a shift
+    return {"modern": {"x": x, "grad_out": grad_out, "out": out, "x_grad": gx,
+                       **{f"state.{k}": v for k, v in state.items()}, **{f"grad.{k}": v for k, v in grads.items()}},
+            "rope": {"x": rope_x, "positions": positions, "out": rope_block_probe(pkg, SH, 16, rope_state, rope_x, positions),
+                     **{f"state.{k}": v for k, v in rope_state.items()}}}
+
+
+SNAP = load_snapshot(__file__)
+
+
+def stored_state(case, prefix="state."):
+    return {k[len(prefix):]: v for k, v in SNAP[case].items() if k.startswith(prefix)}
 
 
 # ---------------------------------------------------------------- norms
@@ -235,6 +247,16 @@ def test_layernorm_matches_torch(student, rng, scale, offset, eps):
                          f"LayerNorm(8, eps={eps}) on x {shape(x)} with std {scale:g}",
                          hint="over the last dim only: var is the *biased* mean of (x - mean)^2 (divide by "
                               "dim), and eps goes inside the square root: sqrt(var + eps)")
+
+
+def test_layernorm_float32_far_from_zero(student, rng):
+    x = torch.randn(4, 16, 64, generator=rng) + 1000.0  # float32, mean 1000, std 1
+    state = {"weight": torch.ones(64), "bias": torch.zeros(64)}
+    out = student.run(module_probe, "LayerNorm", [64], {}, state, [x], torch.zeros_like(x))[0]
+    want = nn.LayerNorm(64, dtype=torch.float64)(x.double()).detach().float()
+    assert_close(out, want, atol=2e-3, rtol=0, what=f"LayerNorm(64) in float32 on x {shape(x)} with mean 1000, std 1",
+                 hint="compute the variance as the mean of (x - mean)**2, not as mean(x**2) - mean**2: in "
+                      "float32, 1000**2 keeps only ~3 decimal places and the difference loses them all")
 
 
 @pytest.mark.parametrize("offset, scale", [(2.0, 1.0), (0.0, 1e-3)], ids=["mean-2", "tiny"])
@@ -294,6 +316,18 @@ def test_feed_forward_matches_torch(student, rng, cls_name, ffn):
     want.backward(grad_out)
     check_module_against(got, want.detach(), [x_], {k: v.grad for k, v in w.items()}, state,
                          f"{cls_name}(16, 32) on x {shape(x)}", hint=hint)
+
+
+@pytest.mark.parametrize("cls_name, ffn", [("FeedForward", "gelu"), ("SwiGLU", "swiglu")])
+def test_feed_forward_dropout_on_its_output_in_train_mode_only(student, rng, cls_name, ffn):
+    x = torch.randn(4, 50, 16, generator=rng, dtype=torch.float64)  # 3200 outputs
+    state = ffn_state("", 16, 32, ffn, rng)
+    train, evaluation, plain = student.run(dropout_probe, cls_name, [16, 32], {}, state, [x], 0.5, 0)
+    assert_close(evaluation, plain, atol=1e-12, rtol=0, what=f"{cls_name}(16, 32, dropout=0.5) in eval mode vs dropout=0",
+                 hint="dropout must do nothing in eval mode: use nn.Dropout (it follows .train()/.eval())")
+    assert_dropout_on_output(train, evaluation, 0.5, what=f"{cls_name}(16, 32, dropout=0.5) in train mode",
+                             hint="apply dropout once, to the output of down(...) (the module docstring), "
+                                  "not to the hidden activations inside")
 
 
 # ---------------------------------------------------------------- blocks
@@ -361,18 +395,17 @@ def test_cross_decoder_block_matches_torch_decoder_layer(student, rng):
                               "then ffn(norm3(x)); each added to x")
 
 
-def test_decoder_block_modern_style_rms_swiglu(student, rng):
-    state = block_state("DecoderBlock", rng, "rms", "swiglu")
-    x = torch.randn(2, 6, D, generator=rng, dtype=torch.float64)
-    grad_out = torch.randn(2, 6, D, generator=rng, dtype=torch.float64)
-    got = student.run(module_probe, "DecoderBlock", [D, H, FF], {"norm": "rms", "ffn": "swiglu"}, state, [x], grad_out)
-    w = {k: leaf(v) for k, v in state.items()}
-    x_ = leaf(x)
-    out = functional_block(w, x_, "rms", "swiglu")
-    out.backward(grad_out)
-    check_module_against(got, out.detach(), [x_], {k: v.grad for k, v in w.items()}, state,
-                         f"DecoderBlock(norm='rms', ffn='swiglu') on x {shape(x)}",
-                         hint="norm= and ffn= choose the parts: RMSNorm and SwiGLU here")
+def test_decoder_block_modern_style_rms_swiglu(student):
+    snap, state = SNAP["modern"], stored_state("modern")
+    got = student.run(module_probe, "DecoderBlock", [SD, SH, SFF], {"norm": "rms", "ffn": "swiglu"}, state,
+                      [snap["x"]], snap["grad_out"])
+    got_out, (got_gx,), got_grads = got
+    what = f"DecoderBlock({SD}, {SH}, {SFF}, norm='rms', ffn='swiglu') on x {shape(snap['x'])}"
+    hint = "norm= and ffn= choose the parts: RMSNorm and SwiGLU here, in the same pre-norm wiring"
+    assert_close(got_out, snap["out"], atol=1e-9, rtol=1e-7, what=f"{what}: output", hint=hint)
+    assert_close(got_gx, snap["x_grad"], atol=1e-9, rtol=1e-7, what=f"{what}: gradient of x", hint=hint)
+    assert_close(got_grads, stored_state("modern", "grad."), atol=1e-9, rtol=1e-7,
+                 what=f"{what}: parameter gradients", hint=hint)
 
 
 def test_decoder_block_is_causal(student, rng):
@@ -405,13 +438,35 @@ def test_block_with_silent_sublayers_is_the_identity(student, rng, cls_name):
                       "normalised: normalise only the copy a sublayer reads (pre-norm, not post-norm)")
 
 
-def test_decoder_block_applies_rope_to_queries_and_keys(student, rng):
-    state = block_state("DecoderBlock", rng, "rms", "swiglu", ff=2 * D)
-    x = torch.randn(2, 6, D, generator=rng, dtype=torch.float64)
-    positions = torch.tensor([[0, 1, 2, 3, 4, 5], [3, 4, 9, 10, 11, 15]])  # gaps: not just a shift
-    got = student.run(rope_block_probe, H, 16, state, x, positions)
-    want = functional_block(state, x, "rms", "swiglu", positions=positions)
-    assert_close(got, want, atol=1e-5, rtol=1e-4,
+def test_decoder_block_applies_rope_to_queries_and_keys(student):
+    snap = SNAP["rope"]
+    x, positions = snap["x"], snap["positions"]
+    got = student.run(rope_block_probe, SH, 16, stored_state("rope"), x, positions)
+    assert_close(got, snap["out"], atol=1e-5, rtol=1e-4,
                  what=f"DecoderBlock with RoPE on x {shape(x)}, positions {positions.tolist()}",
                  hint="rotate q and k (not v) after splitting heads and before the scores; positions of "
                       "shape (B, T) become (B, 1, T) to broadcast over heads")
+
+
+BLOCK_DROPOUT_CASES = {
+    "decoder": ("DecoderBlock", {}, 0), "decoder-rope": ("DecoderBlock", {"norm": "rms", "ffn": "swiglu"}, 16),
+    "encoder": ("EncoderBlock", {}, 0), "cross-decoder": ("CrossDecoderBlock", {}, 0)}
+
+
+@pytest.mark.parametrize("case", list(BLOCK_DROPOUT_CASES))
+def test_block_dropout_drops_every_sublayer_in_train_mode_only(student, rng, case):
+    """With dropout=1.0 in train mode every sublayer's output is dropped, so the block adds
+    nothing to x; in eval mode dropout does nothing."""
+    cls_name, kwargs, rope_max_T = BLOCK_DROPOUT_CASES[case]
+    state = block_state(cls_name, rng, kwargs.get("norm", "layer"), kwargs.get("ffn", "gelu"))
+    x = torch.randn(2, 5, D, generator=rng, dtype=torch.float64)
+    inputs = [x] + ([torch.randn(2, 4, D, generator=rng, dtype=torch.float64)] if cls_name == "CrossDecoderBlock" else [])
+    what = f"{cls_name}({D}, {H}, {FF}, dropout=1.0{', with RoPE' if rope_max_T else ''})"
+    train, evaluation, plain = student.run(dropout_probe, cls_name, [D, H, FF], kwargs, state, inputs, 1.0, rope_max_T)
+    assert_close(evaluation, plain, atol=1e-12, rtol=0, what=f"{what} in eval mode vs dropout=0",
+                 hint="dropout must do nothing in eval mode: use nn.Dropout (it follows .train()/.eval())")
+    assert_close(train, x, atol=1e-12, rtol=0, what=f"{what} in train mode: every sublayer's output is dropped, "
+                                                    "so the output must be x itself",
+                 hint="pass dropout to every attention and feed-forward (they drop their own output)"
+                      + ("; the RoPE path of self_attention must apply attn.dropout too" if rope_max_T else "")
+                      + "; never drop the residual stream x itself")
