@@ -408,17 +408,21 @@ def test_same_seed_same_tokens(student, rng):
           hint="draw with the generator you are given")
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_sampling_frequencies_follow_softmax(student, temperature):
+@pytest.mark.parametrize("values, temperature", [([1.0, 2.0, 3.0, 4.0, 0.0], 1.0), ([1.0, 2.0, 3.0, 4.0, 0.0], 0.7),
+                                                 ([1000.0, 999.0, 0.0, -1000.0, 998.0], 1.0)],
+                         ids=["T=1", "T=0.7", "overflow-scale"])
+def test_sampling_frequencies_follow_softmax(student, values, temperature):
     # 4000 draws, seeded: the frequency of each token is within 0.05 of its
     # probability (0.05 is more than six standard deviations).
-    logits = torch.tensor([1.0, 2.0, 3.0, 4.0, 0.0])
-    (draws,) = student.run(sample_probe, logits.expand(DRAWS, 5).contiguous(), [11], dict(temperature=temperature))
-    freq = torch.bincount(draws, minlength=5).double() / DRAWS
+    logits = torch.tensor(values)
+    V = len(values)
+    (draws,) = student.run(sample_probe, logits.expand(DRAWS, V).contiguous(), [11], dict(temperature=temperature))
+    freq = torch.bincount(draws, minlength=V).double() / DRAWS
     want = F.softmax(logits.double() / temperature, dim=-1)
     assert_close(freq, want, atol=0.05, rtol=0, check_dtype=False,
                  what=f"frequencies of {DRAWS} draws from logits {logits.tolist()} at temperature {temperature}",
-                 hint="probabilities are softmax(logits / T), not the logits themselves")
+                 hint="probabilities are softmax(logits / T) (your stable softmax of u04), not the logits "
+                      "themselves or exp(logits) (which overflows)")
 
 
 def test_temperature_comes_before_top_p(student):
