@@ -496,11 +496,11 @@ def test_numerical_gradient_is_central_and_restores_x(student, rng, shape):
     x_ = leaves([x])[0]
     flat = x_.reshape(-1)
     (torch.sum(torch.sin(x_) * x_ ** 2) + flat[0] * flat[-1]).backward()
+    assert_close(x_after, x, atol=1e-15, rtol=1e-12, what="x after numerical_gradient",
+                 hint="put every element back to its old value (keep it in a variable)")
     # Central differences are off by O(h^2) ~ 1e-8 here; one-sided ones by O(h) ~ 1e-4.
     assert_close(grad, x_.grad, atol=1e-6, rtol=1e-6, what=f"numerical_gradient of a function of x {shape}, h={h}",
                  hint="central differences: (f(x + h) - f(x - h)) / (2h), one element at a time")
-    assert_close(x_after, x, atol=1e-15, rtol=1e-12, what="x after numerical_gradient",
-                 hint="put every element back to its old value (keep it in a variable)")
 
 
 def test_relative_error_examples(student):
@@ -534,7 +534,8 @@ def test_gradient_check_catches_a_wrong_gradient(student, rng, corrupt):
     labels = torch.randint(0, 3, (6,), generator=rng).numpy()
     error, _, _ = student.run(gradient_check_probe, params, x, labels, corrupt)
     assert error > 0.05, (f"gradient_check reported {error:.3g} for a network whose backward gets {corrupt} wrong "
-                          f"(relative error 0.2 or more); it must compare the input x and every parameter")
+                          f"(relative error 0.2 or more); it must compare the input x and every parameter, "
+                          f"and return the largest error")
 
 
 # ---------------------------------------------------------------- a network that learns
@@ -566,7 +567,8 @@ def test_train_classifier_full_batch_matches_torch(student, rng):
     assert_close(got, [[W.detach(), b.detach()] for W, b in tparams], atol=1e-10, rtol=1e-8,
                  what=f"[W, b] after train_classifier with batch_size = N = 24: {epochs} full-batch steps, "
                       f"lr={lr}, momentum={momentum}",
-                 hint="each step: zero the gradients, forward, softmax_cross_entropy, backward, step")
+                 hint="one SGD(model.parameters(), lr, momentum); each step: zero the gradients, "
+                      "forward, softmax_cross_entropy, backward, step")
     assert_close(history, want_history, atol=1e-12, rtol=0, what="history: the training accuracy after each epoch")
 
 
