@@ -229,6 +229,7 @@ def generate(model: nn.Module,  # a u06 GPT, in eval mode
     The model reads at most its last block_size tokens (a sliding window).
     With use_cache, the prompt is fed once and each step feeds one token;
     once the window is full, each step re-fills a new cache from it.
+    Sampling draws with `generator` (torch's global one if it is None).
     """
     # TODO(u08): The decoding loop, max_new_tokens times:
     #   1. logits of the last position:
