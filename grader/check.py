@@ -1,9 +1,11 @@
 """`llmfs check [UNIT]`: a student's self-check against the public tests.
 
 Runs the public tests of one unit (or of every ready unit) against a target
-(exercises/ by default), then prints, per unit, tests passed out of total
-and the functions still left TODO. Exit status 0 only if every selected
-test passed.
+(exercises/ by default), then prints, per unit, tests passed out of total,
+the functions still left TODO, and every line the grader's static rules
+find (`grader.forbid.unit_problems`, the same scan `llmfs grade` runs):
+such a unit would score nothing when graded. Exit status 0 only if every
+selected test passed and no rule is broken.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from .course import Course
+from .forbid import unit_problems
 from .results import TestResult, run_pytest
 from .targets import Target, resolve_target
 from .todos import todo_functions
@@ -40,11 +43,18 @@ def check(course: Course, unit_id: str | None = None, target_spec: str = "exerci
     print(f"Checking {target.label} against the public tests\n", file=out)
     print(f"{'unit':<6} {'passed':>8}  title", file=out)
     all_ok = not errors
+    package_modules = sorted({p.stem for d in target.dirs for p in d.glob("*.py")})
     for u in units:
         mine = [r for r in results if r.unit == u.id]
         passed = sum(r.outcome == "passed" for r in mine)
-        all_ok &= bool(mine) and passed == len(mine)
+        problems = unit_problems(course, u, target.module_file, package_modules)
+        all_ok &= bool(mine) and passed == len(mine) and not problems
         print(f"{u.id:<6} {passed:>3}/{len(mine):<4}  {u.title}", file=out)
+        if problems:
+            print("       the grader would fail every test of this unit (docs: What a student module may use):",
+                  file=out)
+            for v in problems:
+                print(f"       ! {v}", file=out)
         todos = [f"{m}.{name}" for m in u.modules
                  for f in [target.module_file(m)] if f is not None for name in todo_functions(f)]
         if todos:

@@ -25,6 +25,8 @@ COURSE_FILE = "course.toml"
 UNIT_ID = re.compile(r"^u\d\d$")
 MODULE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 STATUSES = ("ready", "planned")
+DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+OPERATOR = re.compile(r"^[a-z_][a-z0-9_]*::[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)?\*?$")
 
 
 class CourseError(Exception):
@@ -54,10 +56,20 @@ class Unit:
     limits: Limits
     forbid: tuple[str, ...] = ()
     status: str = "ready"
+    forbid_ops: tuple[str, ...] = ()   # dispatcher operators ("aten::_softmax", "aten::_foreach_*")
+    imports: tuple[str, ...] = ()      # modules this unit may import beyond [imports] allow
 
     @property
     def ready(self) -> bool:
         return self.status == "ready"
+
+
+@dataclass(frozen=True)
+class Imports:
+    """What a student module may import ([imports] in course.toml)."""
+
+    allow: tuple[str, ...] = ()   # modules, with their public submodules and names
+    deny: tuple[str, ...] = ()    # names under allowed modules that are still off limits
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,7 @@ class Course:
     root: Path
     defaults: Limits
     units: tuple[Unit, ...] = field(default_factory=tuple)
+    imports: Imports = field(default_factory=Imports)
     file: Path | None = None  # the course.toml this was read from
 
     @property
@@ -241,7 +254,7 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
 
     loc = _Locator(text)
     chk = _Checker(path, loc)
-    chk.table(data, "", {"course": dict, "defaults": dict, "unit": list}, {"course", "unit"},
+    chk.table(data, "", {"course": dict, "defaults": dict, "imports": dict, "unit": list}, {"course", "unit"},
               lambda k: loc.line(k) if k else 1)
 
     course = chk.table(data["course"], "course", {"name": str, "package": str}, {"name", "package"},
@@ -249,11 +262,17 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
     defaults = _limits(chk, data.get("defaults", {}), "defaults", Limits(),
                        lambda k: loc.line("defaults", key=k))
 
+    raw_imports = chk.table(data.get("imports", {}), "imports", {"allow": list, "deny": list}, set(),
+                            lambda k: loc.line("imports", key=k))
+    for key in ("allow", "deny"):
+        _dotted_names(chk, raw_imports.get(key, []), f"imports.{key}", loc.line("imports", key=key))
+    imports = Imports(allow=tuple(raw_imports.get("allow", ())), deny=tuple(raw_imports.get("deny", ())))
+
     root = path.parent
     units: list[Unit] = []
     seen: dict[str, int] = {}
     unit_keys = {"id": str, "title": str, "modules": list, "points": float, "forbid": list,
-                 "limits": dict, "status": str}
+                 "forbid_ops": list, "imports": list, "limits": dict, "status": str}
     for i, raw in enumerate(data["unit"]):
         def line_of(k, i=i):
             return loc.line("unit", index=i, key=k)
@@ -275,7 +294,7 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
         if status not in STATUSES:
             raise chk.fail(f"{label}.status", line_of("status"),
                            f"must be one of {', '.join(STATUSES)}, got {status!r}")
-        for key in ("modules", "forbid"):
+        for key in ("modules", "forbid", "forbid_ops", "imports"):
             for item in raw.get(key, []):
                 if not isinstance(item, str):
                     raise chk.fail(f"{label}.{key}", line_of(key), f"must be a list of strings, got {item!r}")
@@ -288,15 +307,22 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
                     raise chk.fail(f"{label}.modules", line_of("modules"),
                                    f"module {mod!r} not found (expected {stub.relative_to(root).as_posix()})")
         for api in raw.get("forbid", []):
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", api):
+            if not DOTTED.match(api):
                 raise chk.fail(f"{label}.forbid", line_of("forbid"),
                                f"{api!r} is not a module or dotted name like torch.nn.functional.softmax")
+        for op in raw.get("forbid_ops", []):
+            if not OPERATOR.match(op):
+                raise chk.fail(f"{label}.forbid_ops", line_of("forbid_ops"),
+                               f"{op!r} is not an operator name like aten::_softmax (a trailing * matches "
+                               f"every operator that starts so)")
+        _dotted_names(chk, raw.get("imports", []), f"{label}.imports", line_of("imports"))
         sub = loc.unit_sub(i, "limits")
         limits = _limits(chk, raw.get("limits", {}), f"{label}.limits", defaults,
                          lambda k, sub=sub: (sub[2].get(k, sub[1]) if sub else line_of("limits")))
         units.append(Unit(id=uid, title=raw["title"], modules=tuple(raw["modules"]),
                           points=float(raw["points"]), limits=limits,
-                          forbid=tuple(raw.get("forbid", ())), status=status))
+                          forbid=tuple(raw.get("forbid", ())), status=status,
+                          forbid_ops=tuple(raw.get("forbid_ops", ())), imports=tuple(raw.get("imports", ()))))
 
     owners: dict[str, str] = {}
     for u in units:
@@ -306,7 +332,13 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
                                f"module {m!r} already belongs to unit {owners[m]!r}")
             owners[m] = u.id
     return Course(name=course["name"], package=course["package"], root=root,
-                  defaults=defaults, units=tuple(units), file=path)
+                  defaults=defaults, units=tuple(units), file=path, imports=imports)
+
+
+def _dotted_names(chk: _Checker, names: list, key: str, line: int | None) -> None:
+    for name in names:
+        if not isinstance(name, str) or not DOTTED.match(name):
+            raise chk.fail(key, line, f"{name!r} is not a module or dotted name like torch.nn.functional")
 
 
 def load_course(path: str | Path | None = None, check_modules: bool = True) -> Course:

@@ -24,7 +24,6 @@ from .results import run_pytest
 from .sandbox import protected_roots
 from .scoring import Grade, score
 from .targets import TargetError
-from .todos import read_source
 
 UID_BASE = 200_000  # an unused uid per grading process, so its processes are its own
 
@@ -137,19 +136,19 @@ def describe_limits(limits: dict[str, Limits]) -> list[str]:
 
 
 def static_problems(course: Course, staged: intake.Staged, unit_ids: list[str]) -> dict[str, str]:
-    """unit -> why all its tests fail before running (bad encoding, forbidden APIs)."""
+    """unit -> why all its tests fail before running (bad encoding, the rules
+    of `grader.forbid`: imports, private names, dynamic access, forbidden APIs)."""
     blocked: dict[str, str] = {}
+    names = sorted(p.stem for p in staged.package_dir.glob("*.py"))
+
+    def module_file(m: str) -> Path | None:
+        path = staged.package_dir / f"{m}.py"
+        return path if path.is_file() else None
+
     for uid in unit_ids:
         unit = course.unit(uid)
         reasons = [staged.invalid[m] for m in unit.modules if m in staged.invalid]
-        for m in unit.modules:
-            if m not in staged.taken or not unit.forbid:
-                continue
-            try:
-                found = forbid.scan(read_source(staged.package_dir / f"{m}.py"), m, unit.forbid)
-            except SyntaxError:
-                continue  # the worker reports it as an import error, with the line
-            reasons += [str(v) for v in found]
+        reasons += [str(v) for v in forbid.unit_problems(course, unit, module_file, names)]
         if reasons:
             blocked[uid] = "; ".join(reasons)
     return blocked

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from .course import Course, CourseError, load_course
+from .forbid import OperatorCheck
 from .runners import InProcessRunner
 from .targets import Target, TargetError, load_package, resolve_target
 
@@ -121,7 +122,8 @@ def student(request):
     course: Course = request.config.stash[COURSE_KEY]
     target: Target = request.config.stash[TARGET_KEY]
     return InProcessRunner(lambda: _package(course.package, target), unit.modules, "your",
-                           request.node.nodeid, course.seed_secret)
+                           request.node.nodeid, course.seed_secret,
+                           operator_check=OperatorCheck(unit.id, unit.forbid_ops, unit.forbid))
 
 
 @pytest.fixture

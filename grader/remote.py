@@ -142,6 +142,7 @@ class Worker:
         init = {"package_dir": str(self.package_dir), "package": self.course.package,
                 "modules": {u.id: list(u.modules) for u in self.course.units},
                 "forbid": {u.id: list(u.forbid) for u in self.course.units},
+                "forbid_ops": {u.id: list(u.forbid_ops) for u in self.course.units},
                 "limits": limits, "mode": self.mode, "uid": self.uid,
                 "course_root": str(self.course.root), "new_root": str(self.scratch / "root"),
                 "workdir": str(self.scratch)}

@@ -3,8 +3,9 @@
 `InProcessRunner` calls the probe right here, which is what plain
 ``pytest`` uses, so tracebacks and ``pdb`` work as students expect. It still
 enforces the rules the worker will: the probe must be shippable, arguments
-and results must be plain data with exact types, and arguments are copied so
-the callee cannot change the caller's inputs. A test that passes in-process
+and results must be plain data with exact types, arguments are copied so
+the callee cannot change the caller's inputs, and the unit's forbidden
+operators fail the call (`grader.forbid.OperatorCheck`). A test that passes in-process
 therefore means the same thing under ``llmfs grade``, where
 `grader.worker.WorkerRunner` sends the same call to another process.
 """
@@ -54,12 +55,13 @@ class InProcessRunner:
     """Runs probes against a package loaded in this process."""
 
     def __init__(self, load_package: Callable[[], ModuleType], modules: tuple[str, ...], label: str,
-                 nodeid: str = "", seed_secret: bytes = b""):
+                 nodeid: str = "", seed_secret: bytes = b"", operator_check=None):
         self._load = load_package
         self.modules = modules
         self.label = label
         self.nodeid = nodeid
         self.seed_secret = seed_secret
+        self.operator_check = operator_check  # grader.forbid.OperatorCheck for the unit, or None
         self.calls = 0
 
     def run(self, probe, *args, **kwargs):
@@ -69,7 +71,11 @@ class InProcessRunner:
         import_modules(pkg, self.modules)
         self.calls += 1
         seed_everything(call_seed(self.nodeid, self.calls, self.seed_secret))
-        result = probe(pkg, *copy_plain(list(args)), **copy_plain(kwargs))
+        if self.operator_check is None:
+            result = probe(pkg, *copy_plain(list(args)), **copy_plain(kwargs))
+        else:
+            with self.operator_check.active():
+                result = probe(pkg, *copy_plain(list(args)), **copy_plain(kwargs))
         try:
             check_plain(result, f"the result of {probe.__name__}")
         except NotPlainData as e:

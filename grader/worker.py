@@ -8,7 +8,7 @@ as a courtesy for the student. Everything it sends is plain data encoded by
 
 Always a fresh interpreter, never a fork of the judge: it starts with
 nothing of the judge's memory or environment. Start-up, in order: trusted
-imports; runtime guards for forbidden APIs; confinement (`grader.sandbox`);
+imports; confinement (`grader.sandbox`);
 then, and only then, at the first call, the student's package.
 """
 
@@ -78,11 +78,13 @@ def _traceback(e: BaseException) -> str:
 
 
 class Server:
-    def __init__(self, package_dir: str, package: str, modules: dict, forbids: dict):
+    def __init__(self, package_dir: str, package: str, modules: dict, forbids: dict, forbid_ops: dict | None = None):
         self.package_dir = package_dir
         self.package_name = package
         self.modules = modules
-        self.guards = forbid.RuntimeGuards(forbids)
+        # unit -> the check that fails a call running one of that unit's forbidden operators
+        self.operator_checks = {unit: forbid.OperatorCheck(unit, ops, forbids.get(unit, ()))
+                                for unit, ops in (forbid_ops or {}).items()}
         self.pkg = None
         self.import_errors: dict[str, tuple[str, str, str]] = {}
 
@@ -116,7 +118,8 @@ class Server:
         try:
             fn = probes.rebuild(req["probe"])
             runners.seed_everything(int(req["seed"]))
-            with self.guards.active(unit):
+            check = self.operator_checks.get(unit) or forbid.OperatorCheck(unit, ())
+            with check.active():
                 value = fn(pkg, *req["args"], **req["kwargs"])
         except BaseException as e:
             name, msg = _describe_exception(e)
@@ -202,7 +205,7 @@ def run(fd_in: int, fd_out: int, init: dict) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
-    server = Server(init["package_dir"], init["package"], init["modules"], init["forbid"])
+    server = Server(init["package_dir"], init["package"], init["modules"], init["forbid"], init.get("forbid_ops"))
     isolation = sandbox.Isolation()
     isolation.in_force.append("separate process")
     limits = init["limits"]
@@ -251,7 +254,7 @@ def run(fd_in: int, fd_out: int, init: dict) -> None:
                                "hidden files unreachable (own root filesystem; no course folder)",
                                who,
                                "own PID and IPC namespaces (all processes and shared memory go with the worker)",
-                               f"/tmp capped at {sandbox.TMPFS_MB} MB, private and thrown away"]
+                               f"read-only root; /tmp and /dev/shm capped at {sandbox.TMPFS_MB} MB, thrown away"]
     else:
         workdir = init["workdir"]
         os.chdir(workdir)
