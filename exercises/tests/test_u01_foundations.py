@@ -244,7 +244,7 @@ def torch_mlp(params, activation, x):
     return x
 
 
-def two_spirals(n, seed, turns=1.5, noise=0.02):
+def two_spirals(n, seed, turns=1.5, noise=0.02):  # llmfs: not an oracle (builds a seeded data set)
     """n points on two interleaved spirals in the plane, labels 0 and 1."""
     g = np.random.default_rng(seed)
     r = np.sqrt(g.uniform(0.02, 1.0, n))
