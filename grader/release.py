@@ -24,6 +24,25 @@ with the instructor's files:
    release: every ``.py`` file, the code cells of every ``.ipynb`` and the
    fenced code blocks of every ``.md``. See `is_trivial` for the threshold.
 
+4. oracles in public tests: the **oracle check** (`oracle_suspects`). A public
+   test's judge is a torch built-in that some unit forbids, or expected
+   values stored as data (`grader.snapshots`); never Python code that
+   computes what a stub computes. So in every public test file
+   (``exercises/tests/**/test_*.py``) a module-level function, or a method
+   of a module-level class, that is not a test (``test_*``), not a probe
+   (first parameter ``pkg``: it only calls into the student's package) and
+   not a pytest fixture is refused when it is big enough to hold a
+   solution: more than MAX_TENSOR_HELPER statements if it computes with
+   torch, numpy or math, more than MAX_HELPER statements otherwise, and it
+   names no built-in that a unit forbids (a dotted ``forbid`` entry of
+   course.toml, resolved through the file's imports, e.g.
+   ``F.scaled_dot_product_attention``). A helper that is big but no oracle
+   (it builds inputs, draws weights, computes statistics) says so on its
+   def line: ``# llmfs: not an oracle (why)``; the release lists them.
+   It catches a reference re-implemented in a test helper (a BPE trainer,
+   a sinusoid table, a RoPE, a functional GPT); it does not see oracle
+   code written inline in a test function body, nor a small formula.
+
 A leak refuses the release and names the file (and the function). The
 release is built in a temporary folder beside OUT and moved into place only
 once it passed, so a refused or failed release leaves OUT as it was.
@@ -56,6 +75,19 @@ SKIP_NAMES = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis
               ".ruff_cache", ".DS_Store", ".git"}
 SKIP_SUFFIXES = (".pyc", ".pyo")
 GIVEN_PRAGMA = "llmfs: given"
+ORACLE_PRAGMA = "llmfs: not an oracle"
+# The oracle check: a helper of a public test may hold at most this many
+# statements (nested ones included, docstring not) unless it names a
+# built-in some unit forbids or carries ORACLE_PRAGMA.
+MAX_TENSOR_HELPER = 4   # helpers that do tensor maths (NUMERIC_OPS or the @ operator)
+MAX_HELPER = 12         # other helpers (building inputs, drawing weights, plumbing)
+# Functions and methods whose use makes a helper "do maths": what the stubs compute is made of
+# them. Drawing random numbers, building, indexing and comparing tensors is not on the list.
+NUMERIC_OPS = frozenset("""
+    sin cos tan tanh exp expm1 log log1p log2 sqrt rsqrt erf sigmoid softmax log_softmax logsumexp
+    polar complex view_as_complex view_as_real outer matmul mm bmm einsum linear
+    var std cumsum cumprod
+""".split())
 # A one-statement body with fewer AST nodes than this (not counting Load/Store
 # contexts) is trivial: `return x`, `super().__init__()`, `return self.w * x`.
 MIN_NODES = 10
@@ -425,6 +457,133 @@ def _body_leaks(rel: str, tree: ast.AST, first_line: int, prot: Protected, index
     return found
 
 
+def forbidden_builtins(course: Course, unit_id: str | None = None) -> set[str]:
+    """Built-ins a public test of `unit_id` may use as its oracle: the dotted forbid entries of
+    every unit (APIs that would do some unit's work), and every forbid entry of its own unit
+    (a whole package, such as torch for the numpy-only u01)."""
+    apis = {api for u in course.units for api in u.forbid if "." in api}
+    own = [u for u in course.units if u.id == unit_id]
+    return apis | {api for u in own for api in u.forbid}
+
+
+def _aliases(tree: ast.AST) -> dict[str, str]:
+    """{name bound by an import anywhere in `tree`: the dotted name it stands for}."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                names[a.asname or a.name] = f"{node.module}.{a.name}"
+    return names
+
+
+def _dotted_uses(fn: ast.AST, aliases: dict[str, str]) -> set[str]:
+    """Dotted names that `fn` uses, with import aliases resolved (`F.gelu` -> torch.nn.functional.gelu)."""
+    local = {**aliases, **_aliases(fn)}
+    found = set()
+    for node in ast.walk(fn):
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and node.id in local:
+            found.add(".".join([local[node.id], *reversed(parts)]))
+    return found
+
+
+def _does_maths(fn: ast.AST) -> bool:
+    """Whether `fn` calls one of NUMERIC_OPS (as torch.sin, np.exp, x.sqrt(), ...) or uses `@`."""
+    for node in ast.walk(fn):
+        if isinstance(node, (ast.BinOp, ast.AugAssign)) and isinstance(node.op, ast.MatMult):
+            return True
+        if isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "math":
+                continue  # scalar maths on numbers (math.sqrt(fan_in)), not tensor maths
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+            if name in NUMERIC_OPS:
+                return True
+    return False
+
+
+def _is_fixture(fn: ast.AST) -> bool:
+    return any("fixture" in _dump(d) for d in fn.decorator_list)
+
+
+def _declared(fn: ast.AST, lines: list[str], pragma: str) -> bool:
+    first = min([fn.lineno, *(d.lineno for d in fn.decorator_list)])
+    last = max(fn.lineno, fn.body[0].lineno - 1)
+    return any(pragma in line for line in lines[first - 1:last])
+
+
+def _helpers(tree: ast.Module):
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node.name, node
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    yield f"{node.name}.{item.name}", item
+
+
+def oracle_suspects(source: str, forbidden: set[str]) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
+    """The oracle check on one public test file.
+
+    Returns ([(line, function, why)] refused, [(line, function)] let through by ORACLE_PRAGMA).
+    """
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    aliases = _aliases(tree)
+    refused, declared = [], []
+    for name, fn in _helpers(tree):
+        params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
+        if fn.name.startswith("test_") or params[:1] == ["pkg"] or _is_fixture(fn):
+            continue
+        uses = _dotted_uses(fn, aliases)
+        if any(u == api or u.startswith(api + ".") for u in uses for api in forbidden):
+            continue  # its judge is a built-in some unit forbids
+        n = sum(isinstance(x, ast.stmt) for s in _strip_docstring(fn.body) for x in ast.walk(s))
+        numeric = _does_maths(fn)
+        limit = MAX_TENSOR_HELPER if numeric else MAX_HELPER
+        if n <= limit:
+            continue
+        if _declared(fn, lines, ORACLE_PRAGMA):
+            declared.append((fn.lineno, name))
+            continue
+        refused.append((fn.lineno, name,
+                        f"{name}() has {n} statements{' doing tensor maths' if numeric else ''} "
+                        f"(at most {limit} allowed) and uses no built-in that a unit forbids: a public test must "
+                        f"not compute what a stub computes. Store the expected values as data "
+                        f"(python -m grader.snapshots) or compare with a forbidden built-in; if it is no "
+                        f"oracle, say why on its def line: '# {ORACLE_PRAGMA} (why)'"))
+    return refused, declared
+
+
+def is_public_test(rel: str) -> bool:
+    parts = rel.split("/")
+    return parts[:2] == ["exercises", "tests"] and parts[-1].startswith("test_") and parts[-1].endswith(".py")
+
+
+def oracle_leaks(course: Course, release: Path) -> tuple[list[Leak], list[str]]:
+    """The oracle check on every public test file in `release`: (leaks, helpers declared not oracles)."""
+    leaks, declared = [], []
+    for f in _walk(release / "exercises" / "tests"):
+        rel = f.relative_to(release).as_posix()
+        if not is_public_test(rel):
+            continue
+        m = UNIT_FROM_FILE.search(f.name)
+        forbidden = forbidden_builtins(course, m.group(1) if m else None)
+        try:
+            refused, ok = oracle_suspects(_normalized(f.read_bytes()).decode("utf-8"), forbidden)
+        except (SyntaxError, UnicodeDecodeError):
+            continue  # find_leaks reports files it cannot parse
+        leaks += [Leak(f"{rel}:{line}", why) for line, _, why in refused]
+        declared += [f"{rel}:{line} {name}" for line, name in ok]
+    return leaks, declared
+
+
 # ---------------------------------------------------------------- building
 
 
@@ -436,6 +595,7 @@ class Summary:
     protected_files: int
     protected_bodies: int
     given: list[str]
+    not_oracles: list[str] = field(default_factory=list)
 
 
 def check_out_folder(course: Course, out: Path, force: bool) -> None:
@@ -482,6 +642,11 @@ def release(course: Course, out: Path | str, force: bool = False) -> Summary:
     try:
         build(course, tmp, plan)
         leaks = find_leaks(course, tmp, prot)
+        oracles, not_oracles = oracle_leaks(course, tmp)
+        if oracles:
+            raise ReleaseError("refusing to release: a public test defines an oracle (the oracle check)\n"
+                               + "\n".join(f"  {leak}" for leak in oracles)
+                               + f"\nnothing was written to {out}.")
         if leaks:
             raise ReleaseError("refusing to release: it would leak the reference or hidden tests\n"
                                + "\n".join(f"  {leak}" for leak in leaks)
@@ -494,7 +659,7 @@ def release(course: Course, out: Path | str, force: bool = False) -> Summary:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Summary(out, len(plan), [u.id for u in course.ready_units], len(prot.digests), len(prot.bodies),
-                   prot.given)
+                   prot.given, not_oracles)
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:
@@ -544,4 +709,7 @@ def _main(args) -> int:
           f"and none of the reference's {s.protected_bodies} function bodies")
     for where in s.given:
         print(f"  given to students as it is ({GIVEN_PRAGMA}): {where}")
+    print("oracle check: no public test helper computes what a stub computes")
+    for where in s.not_oracles:
+        print(f"  declared not an oracle ({ORACLE_PRAGMA}): {where}")
     return 0

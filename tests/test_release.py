@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from grader.course import load_course
-from grader.release import ReleaseError, check_out_folder, find_leaks, is_trivial, plan_release, planned_unit_of, release
+from grader.release import (ORACLE_PRAGMA, ReleaseError, check_out_folder, find_leaks, forbidden_builtins, is_trivial,
+                            oracle_leaks, oracle_suspects, plan_release, planned_unit_of, release)
 from grader.todos import read_source, todo_functions
 import course_copy
 from kit import ROOT, llmfs
@@ -391,3 +392,73 @@ def test_given_code_passes_only_when_declared(tmp_path):
 ])
 def test_the_triviality_threshold(body, trivial):
     assert is_trivial(ast.parse(body).body) == trivial
+
+
+# ---------------------------------------------------------------- the oracle check
+
+# What a leaked oracle looks like: an independent solution of a stub, in a public test file.
+PLANTED_ORACLE = '''
+def sinusoid_formula(T, dim):
+    """PE[pos, 2i] = sin(pos / 10000^(2i/dim)), PE[pos, 2i+1] = cos(...)."""
+    pe = torch.zeros(T, dim, dtype=torch.float64)
+    pos = torch.arange(T, dtype=torch.float64)
+    for i in range(dim // 2):
+        angle = pos / 10000.0 ** (2 * i / dim)
+        pe[:, 2 * i] = torch.sin(angle)
+        pe[:, 2 * i + 1] = torch.cos(angle)
+    return pe.float()
+'''
+
+
+def test_a_planted_oracle_in_a_public_test_is_refused(tmp_path):
+    course_dir = copy_course(tmp_path)
+    test = sorted((course_dir / "exercises" / "tests").glob("test_u03_*.py"))[0]
+    text = read_source(test)
+    test.write_text(text + "\n" + PLANTED_ORACLE, encoding="utf-8")
+    line = len(text.splitlines()) + 3  # after a blank line and PLANTED_ORACLE's own first newline
+    out = tmp_path / "out" / "student"
+    proc = llmfs("--course", str(course_dir / "course.toml"), "release", str(out))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"exercises/tests/{test.name}:{line}" in proc.stderr and "sinusoid_formula()" in proc.stderr, proc.stderr
+    assert "oracle check" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_the_real_public_tests_pass_the_oracle_check(out):
+    leaks, declared = oracle_leaks(COURSE, out)
+    assert leaks == []
+    assert all(f"{ORACLE_PRAGMA}" in read_source(out / d.split(":")[0]) for d in declared)
+
+
+FORBIDDEN = forbidden_builtins(COURSE, "u05")
+
+
+@pytest.mark.parametrize("source, refused", [
+    (PLANTED_ORACLE, True),
+    # a probe: it only calls into the student's package
+    ("def p(pkg, x):\n" + "    y = pkg.layers.gelu(x)\n" * 8 + "    return y.exp().sqrt()\n", False),
+    # a test function
+    ("def test_x(student):\n" + "    y = torch.exp(torch.sin(torch.ones(3)))\n" * 8, False),
+    # the oracle is a built-in that a unit forbids (resolved through the import alias)
+    ("import torch.nn.functional as F\ndef oracle(x, w):\n    x = x.exp()\n    x = x.sin()\n    x = x.cos()\n"
+     "    x = x.tanh()\n    return F.layer_norm(x, (3,), w)\n", False),
+    # builds inputs: plain Python or drawing random numbers, below the plain limit
+    ("def corpus(seed):\n    g = torch.Generator().manual_seed(seed)\n    x = torch.randn(3, generator=g)\n"
+     "    y = torch.randint(0, 5, (3,), generator=g)\n    z = x * 2\n    w = z + y\n    return w\n", False),
+    # scalar maths (math.sqrt) is not tensor maths
+    ("def w(o, i, g):\n    a = 1\n    b = 2\n    c = 3\n    d = math.sqrt(i)\n"
+     "    return torch.randn(o, i, generator=g) / d\n", False),
+    # a RoPE in four lines of tensor maths is more than the tensor limit
+    ("def rope(x, pos):\n    d = x.shape[-1]\n    z = torch.complex(x[..., 0::2], x[..., 1::2])\n"
+     "    a = pos[..., None] * 10000 ** (-torch.arange(0, d, 2) / d)\n    z = z * torch.polar(torch.ones_like(a), a)\n"
+     "    return torch.stack([z.real, z.imag], -1).flatten(-2)\n", True),
+    # a plain-Python trainer (a BPE loop) is more than the plain limit
+    ("def train(words, n):\n    merges = []\n" + "    merges.append(n)\n" * 12 + "    return merges\n", True),
+    # declared, with a reason
+    ("def big(x):  # " + ORACLE_PRAGMA + " (draws weights)\n" + "    x = x.exp()\n" * 9 + "    return x\n", False),
+], ids=["sinusoid-oracle", "probe", "test", "forbidden-built-in", "input-builder", "scalar-math", "rope-oracle",
+        "plain-trainer", "declared"])
+def test_the_oracle_check(source, refused):
+    found, declared = oracle_suspects("import math\nimport torch\n" + source, FORBIDDEN)
+    assert bool(found) == refused, found
+    assert bool(declared) == (ORACLE_PRAGMA in source)

@@ -230,7 +230,7 @@ def small_corpus(seed, n_words=150):
     return "".join(out)
 
 
-def pseudo_english(n_chars, seed):
+def pseudo_english(n_chars, seed):  # llmfs: not an oracle (builds a seeded corpus)
     """Seeded text that looks like English to a tokenizer: a Zipf-distributed lexicon of
     made-up words, capitals, punctuation, numbers, dialogue and a little unicode."""
     rng = random.Random(seed)

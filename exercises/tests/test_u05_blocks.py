@@ -154,7 +154,7 @@ def torch_layer(cls_name, state, n_heads=H):
     return layer.train()
 
 
-def torch_layer_grads(layer, state):
+def torch_layer_grads(layer, state):  # llmfs: not an oracle (renames the oracle's gradients)
     """The layer's parameter gradients, under our names."""
     g = {name: p.grad for name, p in layer.named_parameters()}
     out = {}
