@@ -114,6 +114,8 @@ MUTANTS = [
      "    prev_end = 0\n", "    prev_end = end - stride\n"),
     ("perplexity scores each logit against the token it read", "generation",
      "tokens[0, end - new + 1:end + 1]", "tokens[0, end - new:end]"),
+    ("perplexity's later windows read only stride tokens of context", "generation",
+     "begin = max(0, end - block_size)", "begin = max(0, end - stride)"),
     ("perplexity returns the mean loss, not its exp", "generation",
      "return math.exp(total / scored)", "return total / scored"),
     ("perplexity accepts stride 0 and stride > block_size", "generation",

@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from grader.snapshots import load_snapshot
 from grader.testing import Mismatch, assert_close, assert_equal
 
 pytestmark = pytest.mark.u08
@@ -206,6 +207,51 @@ def exact_match_probe(pkg, cfg, state, pairs, vocab):
 
 def task_pairs_probe(pkg, task, count, options):
     return [list(p) for p in pkg.data.synthetic_pairs(task, count, seed=1, **options)]
+
+
+def loaded_gpt(pkg, cfg, state):
+    torch.manual_seed(0)
+    model = pkg.model.GPT(pkg.model.GPTConfig(**cfg))
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def stored_perplexity_probe(pkg, cfg, state, tokens, block_size, strides):
+    model = loaded_gpt(pkg, cfg, state)
+    return [pkg.generation.perplexity(model, tokens, block_size, s) for s in strides]
+
+
+def stored_generate_probe(pkg, cfg, state, prompt, n_new, use_cache):
+    return pkg.generation.generate(loaded_gpt(pkg, cfg, state), prompt, n_new, greedy=True, use_cache=use_cache)
+
+
+# ---------------------------------------------------------------- snapshots
+# Overlapping perplexity windows on a model that uses its context, and a prompt
+# longer than block_size, have no torch built-in to compare with: these probes
+# were run once on the reference (`python -m grader.snapshots --unit u08`) and
+# their inputs and outputs kept in data/test_u08_generation.npz.
+
+SNAP_CFG = dict(GPT_CFG, block_size=8, **VARIANTS["llama"])
+SNAP_STRIDES = [8, 5, 3, 1]
+
+
+def snapshot_windows(pkg):
+    g = torch.Generator().manual_seed(8)
+    state = {k: v.clone() for k, v in gpt(pkg, SNAP_CFG, 9).state_dict().items()}
+    tokens = torch.randint(0, SNAP_CFG["vocab_size"], (30,), generator=g)
+    prompt = torch.randint(0, SNAP_CFG["vocab_size"], (2, 11), generator=g)
+    values = stored_perplexity_probe(pkg, SNAP_CFG, state, tokens, 8, SNAP_STRIDES)
+    return {"windows": {"tokens": tokens, "strides": torch.tensor(SNAP_STRIDES),
+                        "perplexity": torch.tensor(values, dtype=torch.float64),
+                        "prompt": prompt, "generated": stored_generate_probe(pkg, SNAP_CFG, state, prompt, 6, False),
+                        **{f"state.{k}": v for k, v in state.items()}}}
+
+
+SNAP = load_snapshot(__file__)
+
+
+def stored_state(case, prefix="state."):
+    return {k[len(prefix):]: v for k, v in SNAP[case].items() if k.startswith(prefix)}
 
 
 # ---------------------------------------------------------------- the judge's side
@@ -520,6 +566,16 @@ def test_greedy_generation_follows_the_model(student, rng, variant, block_size):
     assert_equal(plain.tolist(), cached.tolist(), what=f"{what}: use_cache=False vs use_cache=True")
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_a_prompt_longer_than_block_size_is_cropped(student, use_cache):
+    snap = SNAP["windows"]
+    got = student.run(stored_generate_probe, SNAP_CFG, stored_state("windows"), snap["prompt"], 6, use_cache)
+    assert_equal(got.tolist(), snap["generated"].tolist(),
+                 what=f"generate(prompt (2, 11), 6, greedy=True, use_cache={use_cache}), block_size 8 "
+                      f"(stored reference tokens)",
+                 hint="the model reads only the last block_size tokens, from the first step on")
+
+
 @pytest.mark.parametrize("variant", ["gpt2", "llama"])
 def test_sampled_generation_is_reproducible_and_cache_independent(student, rng, variant):
     cfg = cfg_of(variant, block_size=8)
@@ -607,6 +663,20 @@ def test_perplexity_scores_every_target_exactly_once(student, rng, N, block_size
                      what=f"perplexity of {N} tokens, block_size {block_size}, stride {stride}",
                      hint="every target tokens[1:] is scored exactly once: the first window scores all its "
                           "targets, each later window only those after the previous window's end")
+
+
+def test_perplexity_windows_give_later_targets_their_context(student):
+    # RoPE model, block_size 8, 30 tokens: with stride s every window after the
+    # first reads the 8 tokens before its end and scores the last s targets.
+    snap = SNAP["windows"]
+    strides = snap["strides"].tolist()
+    got = student.run(stored_perplexity_probe, SNAP_CFG, stored_state("windows"), snap["tokens"], 8, strides)
+    for stride, value, want in zip(strides, got, snap["perplexity"].tolist()):
+        assert_close(float(value), want, atol=0, rtol=1e-5,
+                     what=f"perplexity of 30 tokens, block_size 8, stride {stride} (stored reference value)",
+                     hint="window w ends at end_w = min(end_{w-1} + stride, N - 1) and reads "
+                          "tokens[max(0, end_w - block_size) : end_w]; it scores only its last end_w - end_{w-1} "
+                          "targets")
 
 
 def test_perplexity_rejects_bad_arguments(student):
