@@ -76,6 +76,7 @@ def grade_all(course, folder: Path, out_csv: Path, *, jobs: int = 1, force: bool
     units = units or [u.id for u in course.ready_units]
     subs = find_submissions(folder)
     header = report.csv_header(units)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
     if force or not out_csv.is_file():
         with out_csv.open("w", encoding="utf-8", newline="") as fh:
             report.write_csv([], header, fh)

@@ -41,7 +41,7 @@ from .runners import call_seed, check_arguments
 from .sandbox import Isolation
 
 START_TIMEOUT_S = 120.0
-WALL_FACTOR = 3.0     # a call may take this many times its CPU limit in wall-clock time
+WALL_FACTOR = 5.0     # a call may take this many times its CPU limit in wall-clock time
 POLL_S = 0.1          # how often the CPU time of a running call is looked at
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SIGNAL_MEANING = {
@@ -272,8 +272,8 @@ class Worker:
     def _timeout_message(self) -> str:
         if self.cpu_budget is None:
             return f"timed out after {self.timeout:g} s"
-        return (f"timed out after {self.timeout * WALL_FACTOR:g} s of waiting "
-                f"(the limit is {self.timeout:g} s of CPU time; is the code waiting on something?)")
+        return (f"timed out: no answer after {self.timeout * WALL_FACTOR:g} s of waiting, although the limit "
+                f"is {self.timeout:g} s of CPU time (is the code waiting on something?)")
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by every process of this sandbox, living or reaped."""
@@ -283,7 +283,7 @@ class Worker:
         if self.cpu_budget is not None:
             start, allowed = self.cpu_budget
             if self.cpu_seconds() - start > allowed:
-                raise WorkerFailure(f"timed out after {allowed:g} s of CPU time")
+                raise WorkerFailure(f"timed out: used up its {allowed:g} s of CPU time for this call")
 
     def _death_message(self) -> str:
         code = None

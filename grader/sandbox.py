@@ -8,10 +8,11 @@ Linux kernel that allows unprivileged user namespaces) give the same sandbox:
   - new mount, network, PID and IPC namespaces: no network but a downed
     loopback; the worker is PID 1 of its own namespace, so killing it kills
     every process the student started; System V shared memory dies with it;
-  - a fresh root filesystem made of read-only bind mounts of the system and
-    Python directories only, plus the staged submission and a size-capped
-    tmpfs for /tmp, entered with pivot_root and the old root detached: the
-    course folder, grader/hidden/ and solutions/ do not exist there;
+  - a fresh, read-only root filesystem made of read-only bind mounts of the
+    system and Python directories only, plus the staged submission and
+    size-capped tmpfs for /tmp and /dev/shm (the only writable places),
+    entered with pivot_root and the old root detached: the course folder,
+    grader/hidden/ and solutions/ do not exist there;
   - as root, an unprivileged uid of its own; as a normal user, a nested user
     namespace in which every mount is locked and no capability is left;
     no_new_privs in both.
@@ -224,7 +225,7 @@ def build_root(new_root: str, staged: str, course_root: Path, tmpfs_mb: int = TM
     libc = _libc()
     _mount(libc, "none", "/", None, MS_REC | MS_PRIVATE)
     os.makedirs(new_root, exist_ok=True)
-    _mount(libc, "llmfs", new_root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=755")
+    _mount(libc, "llmfs", new_root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
 
     def bind(src: str, dst_rel: str | None = None, readonly: bool = True, is_file: bool = False):
         dst = new_root + (dst_rel if dst_rel is not None else src)
@@ -250,8 +251,9 @@ def build_root(new_root: str, staged: str, course_root: Path, tmpfs_mb: int = TM
     bind(staged, SANDBOX_HOME)
     for d in ("/tmp", "/dev/shm", "/proc"):
         os.makedirs(new_root + d, exist_ok=True)
-    os.chmod(new_root + "/tmp", 0o1777)
-    os.chmod(new_root + "/dev/shm", 0o1777)
+    # The only writable places: /tmp and /dev/shm, size-capped, thrown away with the sandbox.
+    _mount(libc, "llmfs-tmp", new_root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=1777")
+    _mount(libc, "llmfs-shm", new_root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=1777")
     _mount(libc, "proc", new_root + "/proc", "proc", MS_NOSUID | MS_NODEV)
     # pivot_root, not chroot: the old root leaves the mount namespace entirely,
     # so there is nothing outside the new root to climb back to.
@@ -263,6 +265,7 @@ def build_root(new_root: str, staged: str, course_root: Path, tmpfs_mb: int = TM
     os.chdir("/")
     _check(libc.umount2(b"/.old-root", MNT_DETACH), "umount the old root")
     os.rmdir("/.old-root")
+    _mount(libc, "llmfs", "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def drop_privileges(uid: int) -> None:
