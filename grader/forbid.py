@@ -493,7 +493,9 @@ class _Scan:
             if node.level > 1:
                 self.report(node, "a relative import reaches outside the course package")
                 return
-        for _, target in _import_targets(node, self.rules.package):
+        targets = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [t for _, t in _import_targets(node, self.rules.package)]
+        for target in targets:
             self.check_path(node, target, final=False)  # binding a name is not using it
             if isinstance(node, ast.ImportFrom) and _dunder(target.rsplit(".", 1)[-1]):
                 self.report(node, f"imports {target.rsplit('.', 1)[-1]}, a dunder name")

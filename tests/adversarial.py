@@ -60,8 +60,8 @@ ATTACKS = {
         torch.allclose = lambda *a, **k: True
         torch.equal = lambda *a, **k: True
         torch.isclose = lambda a, b, *r, **k: torch.ones_like(a, dtype=torch.bool)
-        torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)
-        torch.Tensor.__ne__ = lambda self, other: torch.zeros_like(self, dtype=torch.bool)
+        torch.Tensor.eq = lambda self, other: torch.ones_like(self, dtype=torch.bool)
+        torch.Tensor.ne = lambda self, other: torch.zeros_like(self, dtype=torch.bool)
         numpy.testing.assert_allclose = lambda *a, **k: None
         pytest.approx = lambda *a, **k: a[0]
         try:
@@ -109,7 +109,8 @@ PROCESS_ATTACKS = {
     "crash": with_heads_branch("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)"),
     "hang": with_heads_branch("while True:\n    pass"),
     "sys_exit": with_heads_branch("import sys\nsys.exit(0)"),
-    "os_exit": with_heads_branch("import os\nos._exit(0)"),
+    # Leaves with exit code 0 without raising SystemExit: the process becomes a Python that exits at once.
+    "os_exit": with_heads_branch("import os, sys\nos.execv(sys.executable, [sys.executable, '-c', 'pass'])"),
     "base_exception": with_heads_branch("class Escape(BaseException):\n    pass\nraise Escape('bye')"),
     "keyboard_interrupt": with_heads_branch("raise KeyboardInterrupt"),
     "memory_bomb": with_heads_branch("hog = [bytearray(1 << 34)]  # 16 GB"),
@@ -149,8 +150,7 @@ STATIC_FORBIDDEN = REFERENCE.replace(
     "    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)\n")
 RUNTIME_FORBIDDEN = REFERENCE.replace(
     "    return softmax(scores, dim=-1) @ v\n",
-    "    f = getattr(torch.nn.functional, 'scaled_dot_' + 'product_attention')\n"
-    "    return f(q, k, v, attn_mask=mask)\n")
+    "    return scores.log_softmax(dim=-1).exp() @ v\n")
 SYNTAX_ERROR = REFERENCE.replace("def causal_mask(T: int) -> Tensor:", "def causal_mask(T: int) -> Tensor")
 RAISES_AT_IMPORT = REFERENCE + "\nraise RuntimeError('broken at import')\n"
 SECOND_REPLY = with_causal_mask("""
@@ -169,6 +169,55 @@ SECOND_REPLY = with_causal_mask("""
             _write(fd, _wire.encode(forged))
     _w.write_frame = _twice
 """)
+
+
+SOFTMAX_BODY = REFERENCE[REFERENCE.index("    m = x.amax(dim=dim, keepdim=True)\n"):
+                         REFERENCE.index("\n\n\ndef causal_mask")] + "\n"
+SDPA_BODY = "    return softmax(scores, dim=-1) @ v\n"
+MHA_CLASS = "class MultiHeadAttention(nn.Module):"
+assert SDPA_BODY in REFERENCE and MHA_CLASS in REFERENCE, "the reference changed; update tests/adversarial.py"
+
+
+def with_softmax(body: str, at_import: str = "") -> str:
+    src = REFERENCE.replace(SOFTMAX_BODY, textwrap.indent(textwrap.dedent(body).strip("\n"), "    ") + "\n")
+    return src + ("\n\n" + textwrap.dedent(at_import) if at_import else "")
+
+
+# Ways to have torch do the unit's work (issue 9 section 1). Each scores no more than
+# "control_softmax" (softmax left unwritten), and every failure is one line naming what
+# was used. Those the static scan refuses score 0 (the whole unit is refused); the others
+# fail at run time, where the forbidden operator runs.
+FORBID_ATTACKS = {
+    "control_softmax": with_softmax('raise NotImplementedError("u04: softmax")'),
+    "private_softmax": with_softmax("return torch._softmax(x, dim, False)"),
+    "c_special_softmax": with_softmax("return torch._C._special.special_softmax(x, dim)"),
+    "c_tensorbase_softmax": with_softmax("return torch._C.TensorBase.softmax(x, dim)"),
+    "ops_softmax": with_softmax("return torch.ops.aten._softmax(x, dim, False)"),
+    "c_nn_sdpa": REFERENCE.replace(SDPA_BODY, "    return torch._C._nn.scaled_dot_product_attention(q, k, v, "
+                                              "attn_mask=mask)\n"),
+    "ops_sdpa": REFERENCE.replace(SDPA_BODY, "    return torch.ops.aten.scaled_dot_product_attention(q, k, v, "
+                                             "attn_mask=mask)\n"),
+    "wrapped": with_softmax("return torch.nn.functional.softmax.__wrapped__(x, dim)"),
+    "bases": with_softmax("return Mine.__bases__[0](dim)(x)", at_import="class Mine(torch.nn.Softmax):\n    pass\n"),
+    "defining_module": REFERENCE.replace(MHA_CLASS, "class MultiHeadAttention(torch.nn.modules.activation."
+                                                    "MultiheadAttention):"),
+    "gc_objects": with_softmax("""
+        import gc
+        for o in gc.get_objects():
+            if type(o).__name__ in ("OperatorCheck", "RuntimeGuards"):
+                o.exact, o.prefixes, o.current = set(), (), set()
+        return x.log_softmax(dim).exp()
+    """),
+    # UTF-7 reads "+AAo-" as a newline: a str-based scan sees a comment where Python runs code.
+    "utf7_coding": "# -*- coding: utf-7 -*-\n" + with_softmax(
+        "# +AAo-    return torch._softmax(x, dim, False)\n"
+        "raise NotImplementedError('u04: softmax')"),
+    # Pass the static scan, fail at run time: public neighbours and aliases it cannot resolve.
+    "log_softmax_exp": with_softmax("return x.log_softmax(dim).exp()"),
+    "softmax_module": with_softmax("return torch.nn.Softmax(dim)(x)"),
+    "method_through_a_list": with_softmax("return [x][0].log_softmax(dim).exp()"),
+}
+FORBID_RUNTIME = {"log_softmax_exp", "softmax_module", "method_through_a_list"}
 
 
 def write_submission(folder: Path, name: str, source: str, *, crlf_bom: bool = False) -> Path:

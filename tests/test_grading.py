@@ -16,7 +16,7 @@ import socket
 import pytest
 
 import adversarial as adv
-from course_copy import copy_course
+from course_copy import allow_imports, copy_course
 from grader.course import load_course
 from kit import ROOT, llmfs
 
@@ -24,12 +24,18 @@ IS_ROOT = os.geteuid() == 0
 UNIT = "u04"
 
 
+# What the attacks on the worker process need to import, past the static scan.
+SANDBOX_ATTACK_IMPORTS = ["os", "sys", "signal", "socket", "glob", "importlib", "pytest", "grader"]
+
+
 def course_with_short_timeouts(tmp_path):
-    """A copy of the course whose calls time out after 3 s, so hangs cost little."""
+    """A copy of the course whose calls time out after 3 s, so hangs cost little,
+    and whose student modules may import what the sandbox attacks need."""
     course = copy_course(tmp_path)
     text = (course / "course.toml").read_text(encoding="utf-8")
     text = re.sub(r"(?m)^call_timeout_s = \d+", "call_timeout_s = 3", text, count=1)
     (course / "course.toml").write_text(text, encoding="utf-8")
+    allow_imports(course, SANDBOX_ATTACK_IMPORTS)
     return course
 
 
@@ -49,7 +55,7 @@ def batch(tmp_path_factory, server):
     course = course_with_short_timeouts(base)
     subs = base / "subs"
     subs.mkdir()
-    for name, source in {**adv.ATTACKS, **adv.PROCESS_ATTACKS}.items():
+    for name, source in {**adv.ATTACKS, **adv.PROCESS_ATTACKS, **adv.FORBID_ATTACKS}.items():
         adv.write_submission(subs, name, source)
     adv.write_submission(subs, "network", adv.network_attack(server))
     adv.write_submission(subs, "honest", adv.REFERENCE)
@@ -83,7 +89,7 @@ def statuses(report):
 
 
 def test_every_submission_got_a_row(batch):
-    expected = set(adv.ATTACKS) | set(adv.PROCESS_ATTACKS) | {"network", "honest", "honest_again", "crlf_bom", "static_forbidden",
+    expected = set(adv.ATTACKS) | set(adv.PROCESS_ATTACKS) | set(adv.FORBID_ATTACKS) | {"network", "honest", "honest_again", "crlf_bom", "static_forbidden",
                                    "runtime_forbidden", "syntax_error", "raises_at_import", "second_reply",
                                    "symlinked", "zipped", "zip_slip", "zip_symlink", "zip_data_file", "not_a_zip"}
     assert set(batch["rows"]) == expected
@@ -165,9 +171,40 @@ def test_forbidden_apis_fail_the_unit_naming_call_and_line(batch):
     assert all("scaled_dot_product_attention" in t["message"] and "line" in t["message"] for t in r["tests"])
     r = batch["reports"]["runtime_forbidden"]
     failed = [t for t in r["tests"] if t["status"] != "passed"]
-    assert failed and all("not allowed in unit u04" in t["message"] for t in failed)
+    assert failed and all("aten::_log_softmax" in t["message"] and "unit u04" in t["message"] for t in failed)
     assert all(t["status"] == "failed" for t in attacked_tests(r, "test_sdpa"))
     assert all(t["status"] == "passed" for t in attacked_tests(r, "test_softmax"))  # the honest part
+
+
+FORBID_STATIC = sorted(set(adv.FORBID_ATTACKS) - adv.FORBID_RUNTIME - {"control_softmax"})
+
+
+@pytest.mark.parametrize("attack", sorted(set(adv.FORBID_ATTACKS) - {"control_softmax"}))
+def test_a_forbidden_api_under_any_name_scores_no_more_than_leaving_it_unwritten(batch, attack):
+    control, got = batch["reports"]["control_softmax"], batch["reports"][attack]
+    assert 0 < control["score"] < control["max_score"]
+    assert got["score"] <= control["score"]
+    assert float(batch["rows"][attack]["score"]) <= float(batch["rows"]["control_softmax"]["score"])
+
+
+@pytest.mark.parametrize("attack", FORBID_STATIC)
+def test_the_static_scan_refuses_the_unit_with_one_line_naming_file_and_line(batch, attack):
+    r = batch["reports"][attack]
+    assert r["score"] == 0
+    for t in r["tests"]:
+        assert t["status"] != "passed" and "\n" not in t["message"], t
+        assert re.match(r"scratchllm/attention\.py line \d+: ", t["message"]), t["message"]
+
+
+@pytest.mark.parametrize("attack", sorted(adv.FORBID_RUNTIME))
+def test_the_operator_check_fails_each_call_naming_the_operator(batch, attack):
+    r = batch["reports"][attack]
+    failed = [t for t in r["tests"] if t["status"] != "passed"]
+    assert failed and any(not t["hidden"] for t in failed)
+    for t in failed:  # hidden tests show the exception's type only
+        assert "ForbiddenOperatorError" in t["message"], t
+        if not t["hidden"]:
+            assert "your code ran aten::_" in t["message"] and "unit u04" in t["message"], t
 
 
 def test_a_second_reply_is_never_taken_as_an_answer(batch):
