@@ -142,6 +142,8 @@ def scaler_probe(pkg, state, xs, ys, init_scale, growth_interval, lr):
 def train_step_probe(pkg, state, xs, ys, precision, init_scale, max_norm, lr):
     """Your train_step with SGD on a bigram model; init_scale None means no scaler."""
     model = bigram_from(state)
+    dtypes = []
+    model[2].register_forward_hook(lambda module, inputs, output: dtypes.append(str(output.dtype)))
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     scaler = None if init_scale is None else pkg.training.LossScaler(init_scale=init_scale)
     losses, zeroed = [], []
@@ -149,7 +151,7 @@ def train_step_probe(pkg, state, xs, ys, precision, init_scale, max_norm, lr):
         losses.append(pkg.training.train_step(model, x, y, opt, precision=precision, scaler=scaler,
                                               max_norm=max_norm))
         zeroed.append(all(p.grad is None or not bool(p.grad.any()) for p in model.parameters()))
-    return losses, zeroed, {k: v.clone() for k, v in model.state_dict().items()}
+    return losses, zeroed, {k: v.clone() for k, v in model.state_dict().items()}, dtypes
 
 
 def sgd_steps(pkg, model, opt, gen, tokens, n, losses):
@@ -627,11 +629,15 @@ def test_train_step_matches_a_torch_step(student, rng, precision, init_scale, ma
     state = fresh_state(V, d, 0)
     xs = [torch.randint(0, V, (4, 6), generator=rng) for _ in range(4)]
     ys = [torch.randint(0, V, (4, 6), generator=rng) for _ in range(4)]
-    losses, zeroed, params = student.run(train_step_probe, state, xs, ys, precision, init_scale, max_norm, 0.5)
+    losses, zeroed, params, dtypes = student.run(train_step_probe, state, xs, ys, precision, init_scale,
+                                                 max_norm, 0.5)
     want_losses, want_params = torch_train_steps(state, xs, ys, precision, init_scale, max_norm, 0.5)
     tol = 1e-5 if precision == "fp32" else 2e-3
     setting = f"precision={precision}, scaler={'LossScaler(%g)' % init_scale if init_scale else None}, " \
               f"max_norm={max_norm}"
+    want_dtype = {"fp32": "torch.float32", "bf16": "torch.bfloat16", "fp16": "torch.float16"}[precision]
+    assert_equal(dtypes, [want_dtype] * 4, what=f"dtype of the model's last Linear output in each step ({setting})",
+                 hint="run the forward pass under torch.autocast(device_type, dtype=...) for bf16 and fp16")
     assert_equal(zeroed, [True] * 4, what=f"gradients zeroed after each train_step ({setting})",
                  hint="finish with optimizer.zero_grad(): otherwise the next step adds to this step's gradients")
     assert_close(losses, want_losses, atol=tol, rtol=tol, what=f"losses returned by 4 train_steps ({setting})",
@@ -734,6 +740,9 @@ def test_train_resumes_exactly_from_its_checkpoint(student):
     state = fresh_state(V, 16, 0)
     config = dict(TRAIN_CONFIG, max_iters=30, cosine_iters=30, eval_interval=10)
     straight = student.run(train_probe, state, 0.3, train_tokens, val_tokens, config, [30])
+    evaluated = [r["iteration"] for r in straight["histories"][0] if r["val_loss"] is not None]
+    assert_equal(evaluated, [9, 19, 29], what="iterations with a val_loss (eval_interval=10, max_iters=30)",
+                 hint="evaluate after step it when (it + 1) % eval_interval == 0; val_loss is None otherwise")
     resumed = student.run(train_probe, state, 0.3, train_tokens, val_tokens, config, [15, 30])
     drop = ["tokens_per_s"]
     strip = [[{k: v for k, v in r.items() if k not in drop} for r in h] for h in
