@@ -37,9 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .forbid import unit_problems
 from .course import Course, Unit
 from .pytest_plugin import REFERENCE_NAME, UNIT_FROM_FILE
 from .progress import read_progress
+from .targets import resolve_target
 from .todos import read_source, todo_functions
 
 # ---------------------------------------------------------------- test files
@@ -337,6 +339,11 @@ def check_modules(course: Course, check: UnitCheck) -> None:
         if sol.is_file():
             for left in _solution_todos(sol):
                 check.problems.append(f"module {m!r}: the reference still raises NotImplementedError ({left})")
+    for spec, label in (("solutions", "reference"), ("exercises", "stub")):  # grader.forbid's static rules
+        target = resolve_target(course, spec)
+        names = sorted({p.stem for d in target.dirs for p in d.glob("*.py")})
+        for v in unit_problems(course, check.unit, target.module_file, names):
+            check.problems.append(f"the {label} breaks a rule students are held to: {v}")
 
 
 def check_scans(course: Course, check: UnitCheck, public: list[Path], hidden: list[Path]) -> None:
