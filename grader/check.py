@@ -15,30 +15,33 @@ import sys
 from .course import Course
 from .forbid import unit_problems
 from .results import TestResult, run_pytest
+from .runners import one_thread
+from .scoring import dependency_note
 from .targets import Target, resolve_target
 from .todos import todo_functions
-
-
-def public_test_files(course: Course, unit_id: str) -> list[str]:
-    return sorted(str(p) for p in course.public_tests.glob(f"test_{unit_id}_*.py"))
 
 
 def check(course: Course, unit_id: str | None = None, target_spec: str = "exercises",
           verbose: bool = False, out=sys.stdout) -> int:
     units = [course.unit(unit_id)] if unit_id else list(course.ready_units)
     target: Target = resolve_target(course, target_spec)
-    files = [f for u in units for f in public_test_files(course, u.id)]
+    # The units these build on are run too, so that a failure caused by an earlier
+    # unit is blamed on it ("u05 uses your u04 ... fix u04 first").
+    ready = {u.id for u in course.ready_units}
+    run_ids = sorted({u.id for u in units} | {d for u in units for d in course.dependencies(u.id) if d in ready})
+    files = [str(f) for uid in run_ids for f in course.test_files(uid)]
     results: list[TestResult] = []
     errors: list[tuple[str, str]] = []
     if files:
-        marker = " or ".join(u.id for u in units)
-        args = [*files, "--target", str(target_spec), "-m", marker, "--rootdir", str(course.root),
+        args = [*files, "--target", str(target_spec), "-m", " or ".join(run_ids), "--rootdir", str(course.root),
                 "-c", str(course.root / "pyproject.toml")]
         if verbose:
             args += ["-v", "--tb=short"]
-        _, collector = run_pytest(args, quiet=not verbose)
+        one_thread()  # as under `llmfs grade`, so that both take the same time
+        _, collector = run_pytest(args, quiet=not verbose, course=course)
         results = list(collector.results.values())
         errors = collector.collect_errors
+    failing = {uid: sum(r.outcome != "passed" for r in results if r.unit == uid) for uid in run_ids}
 
     print(f"Checking {target.label} against the public tests\n", file=out)
     print(f"{'unit':<6} {'passed':>8}  title", file=out)
@@ -50,6 +53,9 @@ def check(course: Course, unit_id: str | None = None, target_spec: str = "exerci
         problems = unit_problems(course, u, target.module_file, package_modules)
         all_ok &= bool(mine) and passed == len(mine) and not problems
         print(f"{u.id:<6} {passed:>3}/{len(mine):<4}  {u.title}", file=out)
+        note = dependency_note(course, u.id, failing) if passed < len(mine) else ""
+        if note:
+            print(f"       ! {note}", file=out)
         if problems:
             print("       the grader would fail every test of this unit (docs: What a student module may use):",
                   file=out)
@@ -71,8 +77,9 @@ def check(course: Course, unit_id: str | None = None, target_spec: str = "exerci
                 print(f"       x {r.name}: {(first[0] if first else r.outcome)[:160]}", file=out)
     for nodeid, text in errors:
         print(f"\nerror collecting {nodeid}:\n{text.strip()[-800:]}", file=out)
-    total = len(results)
-    passed = sum(r.outcome == "passed" for r in results)
+    shown = [r for r in results if r.unit in {u.id for u in units}]
+    total = len(shown)
+    passed = sum(r.outcome == "passed" for r in shown)
     print(f"\n{passed}/{total} tests passed" + ("" if all_ok else "; run with -v for the details"), file=out)
     return 0 if all_ok else 1
 

@@ -23,6 +23,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 COURSE_FILE = "course.toml"
 UNIT_ID = re.compile(r"^u\d\d$")
+TEST_FILE = re.compile(r"^test_(u\d\d)_")  # a course test file (or its data), and the unit it belongs to
 MODULE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 STATUSES = ("ready", "planned")
 DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -58,6 +59,7 @@ class Unit:
     status: str = "ready"
     forbid_ops: tuple[str, ...] = ()   # dispatcher operators ("aten::_softmax", "aten::_foreach_*")
     imports: tuple[str, ...] = ()      # modules this unit may import beyond [imports] allow
+    depends: tuple[str, ...] = ()      # units whose code this unit's tests run (u05 runs u04's attention)
 
     @property
     def ready(self) -> bool:
@@ -128,6 +130,22 @@ class Course:
         for f in sorted(self.hidden_tests.glob("*.py")):
             digest.update(f.name.encode("utf-8") + b"\0" + f.read_bytes())
         return digest.digest() if any(self.hidden_tests.glob("*.py")) else b""
+
+    def test_files(self, unit_id: str, hidden: bool = False) -> list[Path]:
+        """A unit's public (or hidden) test files: test_<unit>_*.py, the one naming rule."""
+        folder = self.hidden_tests if hidden else self.public_tests
+        return sorted(folder.glob(f"test_{unit_id}_*.py"))
+
+    def dependencies(self, unit_id: str) -> list[str]:
+        """The units `unit_id` depends on, directly or through others, earliest first."""
+        found: set[str] = set()
+        todo = list(self.unit(unit_id).depends)
+        while todo:
+            uid = todo.pop()
+            if uid not in found:
+                found.add(uid)
+                todo += self.unit(uid).depends
+        return sorted(found)
 
     def unit_of_module(self, module: str) -> Unit | None:
         for u in self.units:
@@ -272,7 +290,7 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
     units: list[Unit] = []
     seen: dict[str, int] = {}
     unit_keys = {"id": str, "title": str, "modules": list, "points": float, "forbid": list,
-                 "forbid_ops": list, "imports": list, "limits": dict, "status": str}
+                 "forbid_ops": list, "imports": list, "limits": dict, "status": str, "depends": list}
     for i, raw in enumerate(data["unit"]):
         def line_of(k, i=i):
             return loc.line("unit", index=i, key=k)
@@ -294,7 +312,7 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
         if status not in STATUSES:
             raise chk.fail(f"{label}.status", line_of("status"),
                            f"must be one of {', '.join(STATUSES)}, got {status!r}")
-        for key in ("modules", "forbid", "forbid_ops", "imports"):
+        for key in ("modules", "forbid", "forbid_ops", "imports", "depends"):
             for item in raw.get(key, []):
                 if not isinstance(item, str):
                     raise chk.fail(f"{label}.{key}", line_of(key), f"must be a list of strings, got {item!r}")
@@ -322,8 +340,15 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
         units.append(Unit(id=uid, title=raw["title"], modules=tuple(raw["modules"]),
                           points=float(raw["points"]), limits=limits,
                           forbid=tuple(raw.get("forbid", ())), status=status,
-                          forbid_ops=tuple(raw.get("forbid_ops", ())), imports=tuple(raw.get("imports", ()))))
+                          forbid_ops=tuple(raw.get("forbid_ops", ())), imports=tuple(raw.get("imports", ())),
+                          depends=tuple(raw.get("depends", ()))))
 
+    ids = [u.id for u in units]
+    for i, u in enumerate(units):
+        for dep in u.depends:
+            if dep not in ids[:i]:
+                why = "no such unit" if dep not in ids else "a unit may depend only on units listed before it"
+                raise chk.fail(f"unit {u.id!r}.depends", loc.line("unit", index=i, key="depends"), f"{dep!r}: {why}")
     owners: dict[str, str] = {}
     for u in units:
         for m in u.modules:
@@ -333,6 +358,12 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
             owners[m] = u.id
     return Course(name=course["name"], package=course["package"], root=root,
                   defaults=defaults, units=tuple(units), file=path, imports=imports)
+
+
+def unit_of_test_file(name: str) -> str | None:
+    """'test_u04_attention.py' (or its data, 'test_u04_attention.npz') -> 'u04'; None otherwise."""
+    m = TEST_FILE.match(name)
+    return m.group(1) if m else None
 
 
 def _dotted_names(chk: _Checker, names: list, key: str, line: int | None) -> None:

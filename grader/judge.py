@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 from . import forbid, intake, sandbox
 from .course import Course, Limits
-from .pytest_plugin import REFERENCE_NAME, load_reference, set_student_runner_factory
+from .pytest_plugin import load_reference, set_student_runner_factory
 from .remote import GradingRefused, WorkerFailure, WorkerPool, WorkerRunner
 from .results import run_pytest
+from .runners import one_thread
 from .sandbox import protected_roots
 from .scoring import Grade, score
 from .targets import TargetError
@@ -82,8 +82,7 @@ class _GradingPlugin:
 def test_files(course: Course, unit_ids: list[str]) -> list[str]:
     files = []
     for uid in unit_ids:
-        files += sorted(str(p) for p in course.public_tests.glob(f"test_{uid}_*.py"))
-        files += sorted(str(p) for p in course.hidden_tests.glob(f"test_{uid}_*.py"))
+        files += [str(p) for p in course.test_files(uid) + course.test_files(uid, hidden=True)]
     return files
 
 
@@ -179,7 +178,7 @@ def grade(course: Course, submission: Path, options: Options | None = None) -> G
     pool.launch(course.unit(unit_ids[0]).limits)
     try:
         blocked = static_problems(course, staged, unit_ids)
-        torch.set_num_threads(1)
+        one_thread()
         files = test_files(course, unit_ids)
         args = [*files, "--target", "exercises", "-m", " or ".join(unit_ids), "--rootdir", str(course.root),
                 "-c", str(course.root / "pyproject.toml"), "-p", "no:randomly"]

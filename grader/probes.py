@@ -22,7 +22,6 @@ from functools import lru_cache
 
 from .wire import NotPlainData, check_plain
 
-
 # Modules the worker must not (scratchllm: it is the student's) or cannot
 # (test files, hidden tests) import a name from.
 _NOT_SHIPPABLE = {"__main__", "scratchllm", "scratchllm_reference", "conftest"}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .course import Course, CourseError, load_course
+from .course import Course, CourseError, load_course, unit_of_test_file
 from .forbid import OperatorCheck
 from .runners import InProcessRunner
 from .targets import Target, TargetError, load_package, resolve_target
@@ -31,7 +31,6 @@ COURSE_KEY = pytest.StashKey[Course]()
 TARGET_KEY = pytest.StashKey[Target]()
 FACTORY_KEY = pytest.StashKey[object]()
 REFERENCE_NAME = "scratchllm_reference"
-UNIT_FROM_FILE = re.compile(r"test_(u\d\d)_")
 _loaded: dict = {}  # package name -> the Target it was loaded from
 
 
@@ -85,8 +84,7 @@ def unit_of(item) -> str | None:
     for mark in item.iter_markers():
         if re.fullmatch(r"u\d\d", mark.name):
             return mark.name
-    m = UNIT_FROM_FILE.search(Path(str(item.fspath)).name)
-    return m.group(1) if m else None
+    return unit_of_test_file(Path(str(item.fspath)).name)
 
 
 def weight_of(item) -> float:

@@ -62,8 +62,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .course import Course, load_course
-from .pytest_plugin import UNIT_FROM_FILE
+from .course import Course, load_course, unit_of_test_file
 
 try:  # Python 3.11+
     import tomllib
@@ -137,8 +136,8 @@ def planned_unit_of(course: Course, rel: str) -> str | None:
         owner = course.unit_of_module(parts[2][:-3])
         return owner.id if owner and owner.id in planned else None
     if len(parts) >= 3 and parts[:2] == ["exercises", "tests"]:
-        m = UNIT_FROM_FILE.search(parts[-1])
-        return m.group(1) if m and m.group(1) in planned else None
+        unit = unit_of_test_file(parts[-1])
+        return unit if unit in planned else None
     if len(parts) >= 3 and parts[:2] == ["exercises", "units"]:
         m = re.match(r"(u\d\d)(_|$)", parts[2])
         return m.group(1) if m and m.group(1) in planned else None
@@ -573,8 +572,7 @@ def oracle_leaks(course: Course, release: Path) -> tuple[list[Leak], list[str]]:
         rel = f.relative_to(release).as_posix()
         if not is_public_test(rel):
             continue
-        m = UNIT_FROM_FILE.search(f.name)
-        forbidden = forbidden_builtins(course, m.group(1) if m else None)
+        forbidden = forbidden_builtins(course, unit_of_test_file(f.name))
         try:
             refused, ok = oracle_suspects(_normalized(f.read_bytes()).decode("utf-8"), forbidden)
         except (SyntaxError, UnicodeDecodeError):

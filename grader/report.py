@@ -4,7 +4,7 @@ The JSON schema (version 1) is stable:
 
     {"schema": 1, "submission": str, "score": float, "max_score": float,
      "error": str | null, "notes": [str], "isolation": {...},
-     "units": [{"id", "title", "score", "max_score", "passed", "total", "message"}],
+     "units": [{"id", "title", "score", "max_score", "passed", "total", "message", "depends_note"}],
      "tests": [{"name", "unit", "score", "max_score", "status", "message", "duration", "hidden"}]}
 """
 
@@ -68,7 +68,8 @@ def sanitized(g: Grade) -> Grade:
         notes=[printable(n, MAX_MESSAGE) for n in g.notes],
         isolation=_plain(g.isolation),
         units=[dataclasses.replace(u, title=printable(u.title),
-                                   message=printable(u.message, MAX_MESSAGE, multiline=True))
+                                   message=printable(u.message, MAX_MESSAGE, multiline=True),
+                                   depends_note=printable(u.depends_note, MAX_MESSAGE))
                for u in g.units],
         tests=[dataclasses.replace(t, name=printable(t.name), unit=printable(t.unit),
                                    message=printable(t.message, MAX_MESSAGE, multiline=True),
@@ -112,6 +113,8 @@ def to_text(g: Grade) -> str:
     w(f"\n{'unit':<6} {'score':>12}  {'tests':>7}  title\n")
     for u in g.units:
         w(f"{u.id:<6} {_num(u.score):>6}/{_num(u.max_score):<5}  {u.passed:>3}/{u.total:<3}  {u.title}\n")
+        if u.depends_note:
+            w(f"       ! {u.depends_note}\n")
         if u.message:
             w("       ! " + u.message.replace("\n", "\n         ") + "\n")
     w(f"\nTotal: {_num(g.score)} / {_num(g.max_score)}\n")

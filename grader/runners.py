@@ -35,6 +35,13 @@ def call_seed(nodeid: str, call_index: int, secret: bytes = b"") -> int:
     return int.from_bytes(hmac.new(secret, message, hashlib.sha256).digest()[:4], "little")
 
 
+def one_thread() -> None:
+    """Run torch on one thread, in the judge, in `llmfs check` and in the worker
+    alike: the same work then takes the same time everywhere, and concurrent
+    gradings do not fight over cores."""
+    torch.set_num_threads(1)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch before a probe call, so grading is repeatable."""
     random.seed(seed)

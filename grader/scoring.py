@@ -42,6 +42,7 @@ class UnitScore:
     passed: int
     total: int
     message: str = ""
+    depends_note: str = ""  # "u05 uses your u04 (attention.py), which fails 3 tests: fix u04 first"
 
 
 @dataclass
@@ -79,6 +80,18 @@ def _strip_type_prefix(message: str, exc_type: str | None) -> str:
     return message
 
 
+def dependency_note(course: Course, unit_id: str, failing: dict[str, int]) -> str:
+    """Why a unit may fail for another unit's bug: the earlier units it runs that fail tests."""
+    notes = []
+    for dep in course.dependencies(unit_id):
+        if failing.get(dep):
+            modules = ", ".join(f"{m}.py" for m in course.unit(dep).modules)
+            n = failing[dep]
+            notes.append(f"{unit_id} uses your {dep} ({modules}), which fails {n} test{'s' * (n != 1)}: "
+                         f"fix {dep} first")
+    return "; ".join(notes)
+
+
 def score(course: Course, results: list[TestResult], unit_ids: list[str], submission: str,
           unit_messages: dict[str, str] | None = None) -> Grade:
     unit_messages = unit_messages or {}
@@ -102,5 +115,9 @@ def score(course: Course, results: list[TestResult], unit_ids: list[str], submis
                 duration=round(r.duration, 3), hidden=r.hidden))
         grade.score += unit_score
         grade.max_score += unit.points
+    failing = {u.id: u.total - u.passed for u in grade.units}
+    for u in grade.units:
+        if u.passed < u.total:
+            u.depends_note = dependency_note(course, u.id, failing)
     grade.score = round(grade.score, 6)
     return grade

@@ -213,7 +213,7 @@ def test_files_with_snapshots(course, unit: str | None = None) -> list[Path]:
     for u in course.ready_units:
         if unit and u.id != unit:
             continue
-        for f in sorted(course.public_tests.glob(f"test_{u.id}_*.py")):
+        for f in course.test_files(u.id):
             if SNAPSHOT_PREFIX in f.read_text(encoding="utf-8"):
                 files.append(f)
     return files

@@ -36,11 +36,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .course import Course, Unit, unit_of_test_file
 from .errors import UserError
 from .forbid import unit_problems
-from .course import Course, Unit
-from .pytest_plugin import REFERENCE_NAME, UNIT_FROM_FILE
 from .progress import read_progress
+from .pytest_plugin import REFERENCE_NAME
 from .targets import resolve_target
 from .todos import read_source, todo_functions
 
@@ -62,8 +62,7 @@ def _test_files(folder: Path) -> list[Path]:
 
 
 def unit_of_file(path: Path | str) -> str | None:
-    m = UNIT_FROM_FILE.search(Path(path).name)
-    return m.group(1) if m else None
+    return unit_of_test_file(Path(path).name)
 
 
 def _rel(course: Course, path: Path) -> str:
