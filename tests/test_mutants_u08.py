@@ -24,6 +24,10 @@ MUTANTS = [
      "torch.topk(logits, k, dim=-1)", "torch.topk(logits, min(k + 1, logits.size(-1)), dim=-1)"),
     ("top-k keeps k - 1 tokens", "generation",
      "torch.topk(logits, k, dim=-1)", "torch.topk(logits, max(k - 1, 1), dim=-1)"),
+    ("apply_temperature divides its input in place (sampling twice from one tensor differs)", "generation",
+     "return logits / temperature", "return logits.div_(temperature)"),
+    ("top-k filters its input in place", "generation",
+     "logits.masked_fill(logits < kth,", "logits.masked_fill_(logits < kth,"),
     ("top-k drops the k-th value itself", "generation", "logits.masked_fill(logits < kth,", "logits.masked_fill(logits <= kth,"),
     ("top-k keeps exactly k tokens, dropping ties at the k-th value", "generation",
      KTH + "    return logits.masked_fill(logits < kth, float(\"-inf\"))",
@@ -138,8 +142,10 @@ def test_public_tests_catch_the_mutant(tmp_path, description, module, old, new):
     assert_mutant_caught(tmp_path, "u08", module, description, old, new)
 
 
-# Bugs only the hidden tests are there to catch.
+# Bugs the hidden tests catch on their own (the public tests miss the first).
 HIDDEN_MUTANTS = [
+    ("top-p filters its input in place", "generation",
+     "    return logits.masked_fill(~keep, float(\"-inf\"))", "    return logits.masked_fill_(~keep, float(\"-inf\"))"),
     ("perplexity's later windows read only stride tokens of context", "generation",
      "begin = max(0, end - block_size)", "begin = max(0, end - stride)"),
 ]

@@ -4,9 +4,10 @@ Each test builds inputs here, runs a probe against your package with
 `student.run`, and judges the result here. The expected answers come from
 how the inputs were built (logits made from a shuffled ramp, so the k
 largest are known; probabilities whose running sums are known), from torch
-(F.softmax, F.cross_entropy, F.layer_norm), or from your own model's
-full forward pass, which u06 already tested: the cache must agree with it.
-Run them with `llmfs check u08` or `pytest exercises/tests -m u08`.
+(F.softmax, F.cross_entropy, F.layer_norm), from your own model's full
+forward pass, which u06 already tested (the cache must agree with it), or,
+where none of these can say, from reference values stored in
+data/test_u08_generation.npz. Run them with `llmfs check u08` or `pytest exercises/tests -m u08`.
 
 generation.py drives your GPT and encoder-decoder from u06: finish units
 u03-u06 first.
@@ -80,6 +81,12 @@ def call_probe(pkg, fn_name, args, kwargs):
         return {"value": getattr(pkg.generation, fn_name)(*args, **kwargs)}
     except ValueError as e:
         return {"error": str(e)}
+
+
+def filter_and_input_probe(pkg, fn_name, logits, value):
+    """A filter's output, and its input as it is afterwards (it must not have changed)."""
+    out = getattr(pkg.generation, fn_name)(logits, value)
+    return out, logits
 
 
 def sample_probe(pkg, logits, seeds, kwargs):
@@ -300,7 +307,7 @@ def bigram_logits(state, cfg):
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
 def test_temperature_raises_probabilities_to_the_power_one_over_t(student, rng, temperature):
     logits = torch.randn(3, 10, generator=rng) * 2
-    got = student.run(call_probe, "apply_temperature", [logits, temperature], {})
+    got = student.run(call_probe, "apply_temperature", [logits.clone(), temperature], {})
     p = F.softmax(logits.double(), dim=-1) ** (1.0 / temperature)
     assert_close(F.softmax(got["value"].double(), dim=-1), p / p.sum(-1, keepdim=True), atol=1e-6, rtol=1e-5,
                  what=f"softmax(apply_temperature(logits, {temperature})) for logits (3, 10)",
@@ -321,11 +328,11 @@ def test_top_k_keeps_exactly_the_k_largest(student, rng, k):
     logits, rank = ramp_logits(rng, 6, 10)
     logits = logits.reshape(2, 3, 10)  # any leading dims
     rank = rank.reshape(2, 3, 10)
-    before = logits.clone()
-    got = student.run(call_probe, "top_k_filter", [logits, k], {})["value"]
+    got, after = student.run(filter_and_input_probe, "top_k_filter", logits.clone(), k)
     check_filtered(got, logits, rank >= 10 - k, f"top_k_filter(logits (2, 3, 10), k={k})",
                    hint="keep the logits >= the k-th largest of their row (the last dim), set the rest to -inf")
-    check(torch.equal(logits, before), "top_k_filter changed its input", hint="return a new tensor")
+    check(torch.equal(after, logits), "top_k_filter changed its input",
+          hint="return a new tensor (masked_fill, not masked_fill_)")
 
 
 def test_top_k_keeps_every_tie_at_the_kth_value(student):
