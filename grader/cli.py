@@ -17,7 +17,8 @@ from .errors import UserError
 from .targets import TargetError
 
 # Modules that define a subcommand, in the order `llmfs --help` lists them.
-COMMANDS = ("grader.check", "grader.grade", "grader.batch", "grader.validate", "grader.release", "grader.data_cmd")
+COMMANDS = ("grader.check", "grader.grade", "grader.batch", "grader.validate", "grader.release", "grader.data_cmd",
+            "grader.train_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
