@@ -22,10 +22,10 @@ long catches code that waits instead of computing.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import select
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -58,15 +58,43 @@ class WorkerFailure(Exception):
 
 
 class StudentCodeError(Exception):
-    """The student's code raised an exception inside the worker."""
+    """The student's code raised an exception inside the worker.
 
-    def __init__(self, student_type: str, message: str, tb: str = "", kind: str = "exception"):
-        self.student_type = student_type
+    Its text (the student's own message and traceback) is for public tests.
+    `summary_line`, all a hidden test's report shows, holds no text the
+    student's code chose: the exception's type and the line of the student's
+    file it came from (a message could carry out what a probe was given)."""
+
+    def __init__(self, student_type: str, message: str, tb: str = "", kind: str = "exception", package: str = ""):
+        self.student_type = _identifier(student_type)
         self.kind = kind
         self.tb = tb
         text = f"your code raised {student_type}: {message}" if kind == "exception" else message
         super().__init__(text + (f"\n{tb.rstrip()}" if tb else ""))
-        self.summary_line = text
+        where = student_line(tb, package)
+        if kind == "exception":
+            self.summary_line = f"your code raised {self.student_type}" + (f" at {where}" if where else "")
+        elif kind == "import":
+            self.summary_line = "your package could not be imported" + (f" ({where})" if where else "")
+        else:
+            self.summary_line = "your code returned something that is not plain data"
+
+
+_FRAME = re.compile(r'^  File "[^"\n]*/([A-Za-z_]\w*/[A-Za-z_]\w*\.py)", line (\d{1,7})', re.M)
+
+
+def student_line(tb: str, package: str = "") -> str:
+    """'scratchllm/attention.py line 42': the innermost frame of a traceback in a
+    package module (not torch's, not the probe's), or '' if there is none."""
+    frames = [m for m in _FRAME.finditer(tb) if "site-packages" not in m.group(0) and "/grader/" not in m.group(0)]
+    if package:
+        frames = [m for m in frames if m.group(1).startswith(package + "/")]
+    return f"{frames[-1].group(1)} line {frames[-1].group(2)}" if frames else ""
+
+
+def _identifier(name: str) -> str:
+    """An exception's type name as the report may show it: an identifier, short."""
+    return name if re.fullmatch(r"[A-Za-z_][\w.]{0,59}", name) else "an exception"
 
 
 class GradingRefused(Exception):
@@ -226,7 +254,7 @@ class Worker:
 
     # -- protocol
     def _send(self, payload: bytes, deadline: float) -> None:
-        data = memoryview(struct.pack("<Q", len(payload)) + payload)
+        data = memoryview(wire.frame(payload))
         while data:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -257,7 +285,7 @@ class Worker:
         return b"".join(chunks)
 
     def _receive(self, deadline: float, when: str = "during the call") -> dict:
-        (n,) = struct.unpack("<Q", self._read(8, deadline))
+        n = wire.frame_length(self._read(wire.FRAME_HEADER.size, deadline))
         if n > (self.limits.reply_mb << 20):
             raise WorkerFailure(f"the result is larger than the {self.limits.reply_mb} MB a reply may be "
                                 f"(reply_mb in course.toml)")
@@ -402,9 +430,9 @@ class WorkerPool:
 
     def _ensure(self, limits: Limits) -> Worker:
         w = self.worker
-        if w is not None and (w.limits != limits or (w.proc is not None and not w.alive)):
+        if w is not None and (w.limits != limits or not w.alive):
             if w.limits == limits:
-                self.restarts += 1  # it died: a failure, not a change of unit
+                self.restarts += 1  # it failed (and was killed, or died): not a change of unit
             w.kill()
             self.worker = w = None
         try:
@@ -448,11 +476,11 @@ class WorkerPool:
         message = str(reply.get("message", ""))
         if kind == "notplain":
             raise StudentCodeError("TypeError", f"returned something that is not plain data: {message}",
-                                   kind="notplain")
+                                   kind="notplain", package=self.course.package)
         if output.strip():
             message += f"\n--- your code printed ---\n{output.strip()[-2000:]}"
         raise StudentCodeError(str(reply.get("type", "Exception")), message, str(reply.get("traceback", "")),
-                               kind="exception" if kind != "import" else "import")
+                               kind="exception" if kind != "import" else "import", package=self.course.package)
 
     def close(self) -> None:
         if self.worker is not None:

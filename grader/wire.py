@@ -247,3 +247,20 @@ def _dec(node, blobs, depth, max_depth):
             out[key] = _dec(v, blobs, depth + 1, max_depth)
         return out
     raise BadMessage(f"unknown node type {t!r}")
+
+
+# ----------------------------------------------------------------- framing
+# On the pipes between judge and worker, each message is one frame: its length
+# as 8 bytes (little-endian), then the message.
+
+FRAME_HEADER = struct.Struct("<Q")
+
+
+def frame(payload: bytes) -> bytes:
+    """`payload` with its length in front, ready to write to a pipe."""
+    return FRAME_HEADER.pack(len(payload)) + payload
+
+
+def frame_length(header: bytes) -> int:
+    """The length a frame's 8-byte header announces."""
+    return FRAME_HEADER.unpack(header)[0]

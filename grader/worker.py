@@ -15,7 +15,6 @@ then, and only then, at the first call, the student's package.
 from __future__ import annotations
 
 import os
-import struct
 import sys
 import traceback
 
@@ -30,7 +29,7 @@ TRACEBACK_CHARS = 4000
 # ----------------------------------------------------------------- framing
 
 def write_frame(fd: int, payload: bytes) -> None:
-    data = struct.pack("<Q", len(payload)) + payload
+    data = wire.frame(payload)
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
@@ -49,7 +48,7 @@ def read_exact(fd: int, n: int) -> bytes:
 
 
 def read_frame(fd: int) -> bytes:
-    (n,) = struct.unpack("<Q", read_exact(fd, 8))
+    n = wire.frame_length(read_exact(fd, wire.FRAME_HEADER.size))
     if n > MAX_FRAME:
         raise ValueError("frame too large")
     return read_exact(fd, n)

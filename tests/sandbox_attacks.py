@@ -167,3 +167,8 @@ for pid in os.listdir("/proc"):
     except OSError:
         pass
 """)
+
+
+# Sends text out through an exception's message (it could be anything the probe was given).
+LEAK_MARK = "LEAKED-THROUGH-THE-MESSAGE"
+LEAK_THROUGH_MESSAGE = with_causal_mask(f"raise ValueError({LEAK_MARK!r} * 100)")

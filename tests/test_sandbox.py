@@ -35,9 +35,10 @@ def sandbox_course(tmp_path: Path) -> Path:
     course = copy_course(tmp_path)
     text = (course / "course.toml").read_text(encoding="utf-8")
     text = re.sub(r"(?m)^call_timeout_s = \d+", "call_timeout_s = 3", text, count=1)
-    text = re.sub(r'(?m)^(id = "u04"\n(?:(?!\[\[unit\]\]).*\n)*?points = \d+\n)',
-                  rf"\1[unit.limits]\ncpu_s = {CPU_S_FOR_U04}\n", text, count=1)
-    assert f"cpu_s = {CPU_S_FOR_U04}" in text
+    start = text.index('id = "u04"')
+    end = text.index("\n[[unit]]", start)  # u04's block ends where the next unit starts
+    assert "[unit.limits]" not in text[start:end]
+    text = text[:end] + f"\n[unit.limits]\ncpu_s = {CPU_S_FOR_U04}\n" + text[end:]
     (course / "course.toml").write_text(text, encoding="utf-8")
     sa.let_attacks_past_the_static_check(course)
     return course
@@ -71,6 +72,7 @@ SUBMISSIONS = {
     "huge_reply": sa.HUGE_REPLY,
     "sleeper": sa.SLEEPER,
     "busy_neighbour": sa.BUSY_NEIGHBOUR,
+    "leak_through_message": sa.LEAK_THROUGH_MESSAGE,
 }
 
 
@@ -102,7 +104,7 @@ def statuses(report) -> dict:
 @pytest.mark.parametrize("attack, control", [
     ("read_environment", "control"), ("guess_the_test", "control"), ("memory_in_children", "control"),
     ("shared_memory", "control"), ("huge_reply", "control"), ("sleeper", "control"),
-    ("busy_neighbour", "control_heads"),
+    ("busy_neighbour", "control_heads"), ("leak_through_message", "control"),
 ])
 def test_an_attack_on_the_sandbox_scores_what_its_control_scores(batch, attack, control):
     got, want = batch["reports"][attack], batch["reports"][control]
@@ -182,3 +184,10 @@ def test_seeds_are_keyed_so_the_worker_cannot_tell_which_test_calls():
     name = "test_causal_mask_allows_the_past_and_the_diagonal[1]"
     assert course.seed_secret  # the kit has hidden tests
     assert call_seed(name, 1, course.seed_secret) != sa.old_seed(name, 1)
+
+
+def test_hidden_reports_carry_no_text_chosen_by_student_code(batch):
+    for t in batch["reports"]["leak_through_message"]["tests"]:
+        if t["hidden"] and t["status"] != "passed":
+            assert sa.LEAK_MARK not in t["message"], t["message"][:300]
+            assert t["message"].startswith("your code raised ValueError at scratchllm/attention.py line")

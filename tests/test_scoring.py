@@ -77,3 +77,17 @@ def test_llmfs_grade_explains_itself():
         assert words in proc.stdout
     proc = llmfs("grade", "no/such/folder")
     assert proc.returncode == 2 and "no such file or folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_hidden_test_shows_the_type_and_line_of_a_student_exception_never_its_text():
+    from grader.remote import StudentCodeError
+
+    tb = ('Traceback (most recent call last):\n'
+          '  File "/sandbox/scratchllm/attention.py", line 42, in causal_mask\n'
+          '    raise ValueError(stolen)\n'
+          'ValueError: def hidden_probe(pkg): ...')
+    e = StudentCodeError("ValueError", "def hidden_probe(pkg): ...", tb, package="scratchllm")
+    assert e.summary_line == "your code raised ValueError at scratchllm/attention.py line 42"
+    assert "hidden_probe" in str(e)  # a public test still shows the student everything
+    long_name = StudentCodeError("E" * 5000, "x", "", package="scratchllm")
+    assert long_name.summary_line == "your code raised an exception"
