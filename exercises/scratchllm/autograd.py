@@ -229,7 +229,7 @@ class SGD:
 # ---------------------------------------------------------------- gradient checking
 
 def numerical_gradient(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:  # same shape as x
-    """dF/dx by central differences, one element at a time:
+    """df/dx by central differences, one element at a time:
 
         df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / (2 h)     error O(h^2)
 
@@ -237,7 +237,8 @@ def numerical_gradient(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:  # same
     may read x, or arrays that share its memory) and every element is put
     back to its exact old value afterwards.
     """
-    # TODO(u01): For every index i of x (np.ndindex(x.shape) yields them all):
+    # TODO(u01): Start from grad = np.zeros(x.shape). For every index i of x
+    # (np.ndindex(x.shape) yields them all):
     #   keep old = x[i]; set x[i] = old + h and evaluate f(x); set x[i] = old - h
     #   and evaluate f(x); put x[i] = old back; grad[i] = (f_plus - f_minus) / (2 h).
     raise NotImplementedError("u01: numerical_gradient")

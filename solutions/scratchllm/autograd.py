@@ -224,7 +224,7 @@ class SGD:
 # ---------------------------------------------------------------- gradient checking
 
 def numerical_gradient(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:  # same shape as x
-    """dF/dx by central differences, one element at a time:
+    """df/dx by central differences, one element at a time:
 
         df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / (2 h)     error O(h^2)
 
