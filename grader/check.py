@@ -16,7 +16,7 @@ from .course import Course
 from .forbid import unit_problems
 from .results import TestResult, run_pytest
 from .runners import one_thread
-from .scoring import dependency_note
+from .scoring import dependency_note, public_message
 from .targets import Target, resolve_target
 from .todos import todo_functions
 
@@ -36,7 +36,7 @@ def check(course: Course, unit_id: str | None = None, target_spec: str = "exerci
         args = [*files, "--target", str(target_spec), "-m", " or ".join(run_ids), "--rootdir", str(course.root),
                 "-c", str(course.root / "pyproject.toml")]
         if verbose:
-            args += ["-v", "--tb=short"]
+            args += ["-v", "--tb=short", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
         one_thread()  # as under `llmfs grade`, so that both take the same time
         _, collector = run_pytest(args, quiet=not verbose, course=course)
         results = list(collector.results.values())
@@ -73,8 +73,11 @@ def check(course: Course, unit_id: str | None = None, target_spec: str = "exerci
             print(f"       {len(not_started)} failing with NotImplementedError (not written yet)", file=out)
         for r in failed:
             if r not in not_started and not verbose:
-                first = (r.message or r.outcome).strip().splitlines()
-                print(f"       x {r.name}: {(first[0] if first else r.outcome)[:160]}", file=out)
+                # What differs, where and with what values, and the hint: the public message in full.
+                lines = public_message(r).strip().splitlines() or [r.outcome]
+                print(f"       x {r.name}: {lines[0][:200]}", file=out)
+                for line in lines[1:4]:
+                    print(f"           {line[:200]}", file=out)
     for nodeid, text in errors:
         print(f"\nerror collecting {nodeid}:\n{text.strip()[-800:]}", file=out)
     shown = [r for r in results if r.unit in {u.id for u in units}]

@@ -72,6 +72,7 @@ class InProcessRunner:
         self.calls = 0
 
     def run(self, probe, *args, **kwargs):
+        __tracebackhide__ = True  # in a failure, pytest shows the test and the student's code, not this
         describe(probe)  # refuse probes the worker could not run
         check_arguments(args, kwargs)
         pkg = self._load()

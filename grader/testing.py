@@ -64,6 +64,7 @@ def assert_close(got, want, *, atol: float = 1e-5, rtol: float = 1e-5, what: str
 
     Works on tensors, arrays, numbers and lists/tuples/dicts of those.
     """
+    __tracebackhide__ = True  # pytest shows the test and the student's code, not this
     if isinstance(want, dict):
         if not isinstance(got, dict) or set(got) != set(want):
             keys = sorted(map(str, got)) if isinstance(got, dict) else type(got).__name__
@@ -153,6 +154,7 @@ def _numeric_sequence(x) -> bool:
 
 def assert_equal(got, want, *, what: str = "output", hint: str | None = None) -> None:
     """Assert exact equality of plain data (ints, strings, bytes, lists, ...)."""
+    __tracebackhide__ = True  # pytest shows the test and the student's code, not this
     if type(got) is not type(want) and not (isinstance(got, (list, tuple)) and isinstance(want, (list, tuple))):
         raise Mismatch(f"{what}: expected a {type(want).__name__}, got a {type(got).__name__}", hint=hint)
     if isinstance(want, (list, tuple)):

@@ -238,7 +238,8 @@ def run_tests(course: Course, files: list[Path], target: str, progress: Progress
     """Run `files` with pytest on `target` in a child process."""
     run = Run(label)
     cmd = [sys.executable, "-m", "grader.results", "--hidden-dir", str(course.hidden_tests),
-           *map(str, files), "--target", target, "-p", "grader.progress", "--rootdir", str(course.root)]
+           *map(str, files), "--target", target, "-p", "grader.progress", "--rootdir", str(course.root),
+           "--course", str(course.path)]
     pyproject = course.root / "pyproject.toml"
     if pyproject.is_file():
         cmd += ["-c", str(pyproject)]
