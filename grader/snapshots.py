@@ -191,7 +191,7 @@ def differences(stored: dict, fresh: dict, prefix: str = "") -> list[str]:
         if not isinstance(stored, dict) or set(map(str, stored)) != set(map(str, fresh)):
             return [f"{prefix or 'snapshot'}: stored keys differ from the fresh ones"]
         return [d for k in fresh for d in differences(stored[str(k)], fresh[k], f"{prefix}/{k}".lstrip("/"))]
-    if _plain(fresh) != stored:
+    if _plain(fresh) != _plain(stored):
         return [f"{prefix}: values differ"]
     return []
 
@@ -208,7 +208,7 @@ def _reference(course):
     return package
 
 
-def test_files_with_snapshots(course, unit: str | None = None) -> list[Path]:
+def files_with_snapshots(course, unit: str | None = None) -> list[Path]:
     files = []
     for u in course.ready_units:
         if unit and u.id != unit:
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     course = load_course(args.course)
     package = _reference(course)
     stale = 0
-    for f in test_files_with_snapshots(course, args.unit):
+    for f in files_with_snapshots(course, args.unit):
         fresh = generate(f, package)
         suffix, content = encode(fresh)
         out = f.parent / DATA_DIR / (f.stem + suffix)
