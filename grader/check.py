@@ -21,27 +21,34 @@ from .targets import Target, resolve_target
 from .todos import todo_functions
 
 
+def _run_public_tests(course: Course, unit_ids: list[str], target_spec: str,
+                      verbose: bool) -> tuple[list[TestResult], list[tuple[str, str]]]:
+    files = [str(f) for uid in unit_ids for f in course.test_files(uid)]
+    if not files:
+        return [], []
+    args = [*files, "--target", str(target_spec), "-m", " or ".join(unit_ids), "--rootdir", str(course.root),
+            "-c", str(course.root / "pyproject.toml")]
+    if verbose:
+        args += ["-v", "--tb=short", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    _, collector = run_pytest(args, quiet=not verbose, course=course)
+    return list(collector.results.values()), collector.collect_errors
+
+
 def check(course: Course, unit_id: str | None = None, target_spec: str = "exercises",
           verbose: bool = False, out=sys.stdout) -> int:
     units = [course.unit(unit_id)] if unit_id else list(course.ready_units)
     target: Target = resolve_target(course, target_spec)
-    # The units these build on are run too, so that a failure caused by an earlier
-    # unit is blamed on it ("u05 uses your u04 ... fix u04 first").
+    one_thread()  # as under `llmfs grade`, so that both take the same time
+    results, errors = _run_public_tests(course, [u.id for u in units], target_spec, verbose)
+    # A unit that fails may fail for an earlier unit's bug: run the public tests of the
+    # units it builds on too (quietly), to blame them first ("u05 uses your u04 ...").
     ready = {u.id for u in course.ready_units}
-    run_ids = sorted({u.id for u in units} | {d for u in units for d in course.dependencies(u.id) if d in ready})
-    files = [str(f) for uid in run_ids for f in course.test_files(uid)]
-    results: list[TestResult] = []
-    errors: list[tuple[str, str]] = []
-    if files:
-        args = [*files, "--target", str(target_spec), "-m", " or ".join(run_ids), "--rootdir", str(course.root),
-                "-c", str(course.root / "pyproject.toml")]
-        if verbose:
-            args += ["-v", "--tb=short", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-        one_thread()  # as under `llmfs grade`, so that both take the same time
-        _, collector = run_pytest(args, quiet=not verbose, course=course)
-        results = list(collector.results.values())
-        errors = collector.collect_errors
-    failing = {uid: sum(r.outcome != "passed" for r in results if r.unit == uid) for uid in run_ids}
+    failing_units = {r.unit for r in results if r.outcome != "passed"}
+    more = sorted({d for uid in failing_units for d in course.dependencies(uid) if d in ready} - {u.id for u in units})
+    dep_results = _run_public_tests(course, more, target_spec, False)[0] if more else []
+    failing: dict[str, int] = {}
+    for r in [*results, *dep_results]:
+        failing[r.unit or ""] = failing.get(r.unit or "", 0) + (r.outcome != "passed")
 
     print(f"Checking {target.label} against the public tests\n", file=out)
     print(f"{'unit':<6} {'passed':>8}  title", file=out)
@@ -80,9 +87,8 @@ def check(course: Course, unit_id: str | None = None, target_spec: str = "exerci
                     print(f"           {line[:200]}", file=out)
     for nodeid, text in errors:
         print(f"\nerror collecting {nodeid}:\n{text.strip()[-800:]}", file=out)
-    shown = [r for r in results if r.unit in {u.id for u in units}]
-    total = len(shown)
-    passed = sum(r.outcome == "passed" for r in shown)
+    total = len(results)
+    passed = sum(r.outcome == "passed" for r in results)
     print(f"\n{passed}/{total} tests passed" + ("" if all_ok else "; run with -v for the details"), file=out)
     return 0 if all_ok else 1
 
