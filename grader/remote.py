@@ -15,8 +15,10 @@ reply larger than the course's `reply_mb` is a worker failure.
 
 A call's time limit is CPU time of the whole sandbox (every process in it),
 so load on the machine, or a neighbour graded beside it, cannot make a
-correct submission time out; a wall-clock limit of `WALL_FACTOR` times as
-long catches code that waits instead of computing.
+correct submission time out. Code that waits instead of computing (sleeps,
+blocks on a pipe) is stopped after `WALL_FACTOR` times the limit spent with
+no process of the sandbox runnable: time spent runnable but waiting for a
+core, as on a busy machine, does not count.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from .runners import call_seed, check_arguments
 from .sandbox import Isolation
 
 START_TIMEOUT_S = 120.0
-WALL_FACTOR = 5.0     # a call may take this many times its CPU limit in wall-clock time
+WALL_FACTOR = 5.0     # a call may wait (nothing runnable) this many times its CPU limit
 POLL_S = 0.1          # how often the CPU time of a running call is looked at
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SIGNAL_MEANING = {
@@ -147,7 +149,7 @@ class Worker:
         self.isolation = Isolation()
         self.stray_replies = 0
         self.timeout = START_TIMEOUT_S
-        self.cpu_budget: tuple[float, float] | None = None  # (CPU seconds at the call's start, allowed)
+        self.clock: CallClock | None = None  # the running call's CPU and waiting time
         self.scratch = Path(tempfile.mkdtemp(prefix="llmfs-worker-"))
         os.chmod(self.scratch, 0o755)
         self.ready = False
@@ -275,7 +277,8 @@ class Worker:
                 raise WorkerFailure(self._timeout_message())
             readable, _, _ = select.select([self.rep_r], [], [], min(remaining, POLL_S))
             if not readable:
-                self._check_cpu()
+                if self.clock is not None and self.proc is not None:
+                    self.clock.tick(self.proc.pid)
                 continue
             chunk = os.read(self.rep_r, min(n, 1 << 20))
             if not chunk:
@@ -298,20 +301,7 @@ class Worker:
         return msg
 
     def _timeout_message(self) -> str:
-        if self.cpu_budget is None:
-            return f"timed out after {self.timeout:g} s"
-        return (f"timed out: no answer after {self.timeout * WALL_FACTOR:g} s of waiting, although the limit "
-                f"is {self.timeout:g} s of CPU time (is the code waiting on something?)")
-
-    def cpu_seconds(self) -> float:
-        """CPU time used so far by every process of this sandbox, living or reaped."""
-        return _tree_cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
-
-    def _check_cpu(self) -> None:
-        if self.cpu_budget is not None:
-            start, allowed = self.cpu_budget
-            if self.cpu_seconds() - start > allowed:
-                raise WorkerFailure(f"timed out: used up its {allowed:g} s of CPU time for this call")
+        return f"timed out after {self.timeout:g} s"
 
     def _death_message(self) -> str:
         code = None
@@ -331,12 +321,16 @@ class Worker:
 
     def request(self, req: dict, timeout: float, cpu_limited: bool = True) -> dict:
         """Send one request and wait for its reply: at most `timeout` s of the
-        sandbox's CPU time (or `timeout` s of wall-clock time if not `cpu_limited`)."""
+        sandbox's CPU time (see `CallClock`), or `timeout` s of wall-clock time
+        if not `cpu_limited`."""
         self.wait_ready()
         self.timeout = timeout
-        self.cpu_budget = (self.cpu_seconds(), timeout) if cpu_limited else None
+        wall = timeout
+        if cpu_limited and self.proc is not None:
+            self.clock = CallClock(self.proc.pid, timeout)
+            wall = max(self.limits.submission_timeout_s, timeout * WALL_FACTOR)  # a backstop only
         req_id = secrets.token_hex(8)
-        deadline = time.monotonic() + (timeout * WALL_FACTOR if cpu_limited else timeout)
+        deadline = time.monotonic() + wall
         try:
             self._send(wire.encode({**req, "id": req_id}), deadline)
             while True:
@@ -345,36 +339,61 @@ class Worker:
                     return reply
                 self.stray_replies += 1  # a second reply to an earlier request: never an answer
         finally:
-            self.cpu_budget = None
+            self.clock = None
 
 
-def _tree_cpu_seconds(root: int) -> float:
+class CallClock:
+    """The time one call has used: CPU seconds of the whole sandbox, and
+    seconds spent waiting (no process of the sandbox runnable). Looked at
+    every `POLL_S` while the judge waits for the reply."""
+
+    def __init__(self, root: int, allowed: float):
+        self.root, self.allowed = root, allowed
+        self.start_cpu, _ = _tree_usage(root)
+        self.waited = 0.0
+        self.last = time.monotonic()
+
+    def tick(self, root: int) -> None:
+        now = time.monotonic()
+        cpu, runnable = _tree_usage(root)
+        if not runnable:
+            self.waited += now - self.last
+        self.last = now
+        if cpu - self.start_cpu > self.allowed:
+            raise WorkerFailure(f"timed out: used up its {self.allowed:g} s of CPU time for this call")
+        if self.waited > self.allowed * WALL_FACTOR:
+            raise WorkerFailure(f"timed out: waited {self.waited:.0f} s for something, and the limit is "
+                                f"{self.allowed:g} s of CPU time (is the code sleeping or blocked?)")
+
+
+def _tree_usage(root: int) -> tuple[float, bool]:
     """User + system CPU seconds of `root` and all its descendants, including
-    children they have reaped. In a PID namespace every process, orphans too,
-    stays a descendant of the worker, so nothing escapes the count."""
-    parent: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        pid = int(entry)
-        parent[pid] = int(fields[1])
-        ticks[pid] = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
-    children: dict[int, list[int]] = {}
-    for pid, ppid in parent.items():
-        children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
+    children they have reaped, and whether any of them is runnable. In a PID
+    namespace every process, orphans too, stays a descendant of the worker,
+    so nothing escapes the count. Walks the tree through each thread's
+    `children` file: a handful of reads, not a scan of /proc."""
+    total, runnable, todo, seen = 0, False, [root], set()
     while todo:
         pid = todo.pop()
-        total += ticks.get(pid, 0)
-        todo += children.get(pid, [])
-    return total / CLOCK_TICKS
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue  # it just exited; its time is now its parent's
+        fields = stat[stat.rfind(b")") + 2:].split()
+        total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        runnable = runnable or fields[0] == b"R"
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                    todo += [int(c) for c in f.read().split()]
+            except OSError:
+                pass
+    return total / CLOCK_TICKS, runnable
 
 
 def _processes_of(uid: int) -> list[int]:

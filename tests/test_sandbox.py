@@ -137,7 +137,7 @@ def test_a_reply_too_large_is_refused_with_the_limit_named(batch):
 
 def test_code_that_waits_is_stopped_by_the_wall_clock(batch):
     messages = causal_mask_messages(batch["reports"]["sleeper"])
-    assert any("of waiting" in m and "3 s of CPU time" in m for m in messages), messages
+    assert any("timed out: waited" in m and "3 s of CPU time" in m for m in messages), messages
 
 
 def test_each_unit_runs_under_its_own_limits_and_the_report_says_which(batch):
