@@ -119,9 +119,10 @@ def cmd_train(args) -> int:
         if "WORLD_SIZE" in os.environ:
             raise UserError("--nproc inside torchrun: give the process count to torchrun only")
         return launch(args)
-    return _run(course, cap, lambda: cap.run_train(
+    _run(course, cap, lambda: cap.run_train(
         pkg, args.preset, args.overrides, out=args.out, resume=args.resume, device=args.device,
         precision=args.precision, max_iters=args.max_iters))
+    return 0
 
 
 def launch(args) -> int:
@@ -149,9 +150,10 @@ def _threads(nproc: int) -> int:
 
 def cmd_generate(args) -> int:
     course, pkg, cap = capstone(args)
-    return _run(course, cap, lambda: cap.run_generate(
+    _run(course, cap, lambda: cap.run_generate(
         pkg, args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed, device=args.device))
+    return 0
 
 
 def cmd_eval(args) -> int:
