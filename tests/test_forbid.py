@@ -223,6 +223,7 @@ X = torch.randn(2, 3, 4, 8)
 Y = torch.randn(2, 4, 8)
 IDS = torch.randint(0, 10, (2, 5))
 W = torch.randn(10, 8)
+LOGITS, TARGETS = torch.randn(5, 10), torch.randint(0, 10, (5,))
 
 
 def _mha_forward():
@@ -296,11 +297,11 @@ SAMPLES = {
         nn.TransformerDecoderLayer(8, 2, 16, batch_first=True), 1)(Y, Y),
     "torch.nn.Transformer": lambda: nn.Transformer(8, 2, 1, 1, 16, batch_first=True)(Y, Y),
     # u07
-    "torch.nn.functional.cross_entropy": lambda: F.cross_entropy(W, IDS[0]),
+    "torch.nn.functional.cross_entropy": lambda: F.cross_entropy(LOGITS, TARGETS),
     "torch.nn.functional.log_softmax": lambda: F.log_softmax(X, -1),
-    "torch.nn.functional.nll_loss": lambda: F.nll_loss(W, IDS[0]),
-    "torch.nn.CrossEntropyLoss": lambda: nn.CrossEntropyLoss()(W, IDS[0]),
-    "torch.nn.NLLLoss": lambda: nn.NLLLoss()(W, IDS[0]),
+    "torch.nn.functional.nll_loss": lambda: F.nll_loss(LOGITS, TARGETS),
+    "torch.nn.CrossEntropyLoss": lambda: nn.CrossEntropyLoss()(LOGITS, TARGETS),
+    "torch.nn.NLLLoss": lambda: nn.NLLLoss()(LOGITS, TARGETS),
     "torch.logsumexp": lambda: torch.logsumexp(X, -1),
     "torch.log_softmax": lambda: torch.log_softmax(X, -1),
     "torch.Tensor.log_softmax": lambda: X.log_softmax(-1),
