@@ -307,7 +307,9 @@ def save_checkpoint(path, model: nn.Module, optimizer: torch.optim.Optimizer, it
     # optimizer.state_dict(), "iteration": int(iteration), and every item of extra.
     # If rng: "rng": the states of torch (torch.get_rng_state()), Python
     # (random.getstate()) and numpy (np.random.get_state()) as tensors, lists,
-    # ints, floats and strings: weights_only=True refuses numpy arrays.
+    # ints, floats and strings: weights_only=True refuses numpy arrays. On a
+    # GPU, dropout draws from CUDA's generators: add torch.cuda.get_rng_state_all()
+    # when torch.cuda.is_available().
     # torch.save it to f"{path}.tmp", then os.replace it onto path.
     raise NotImplementedError("u07: save_checkpoint")
 
@@ -317,7 +319,7 @@ def load_checkpoint(path, model: nn.Module, optimizer: torch.optim.Optimizer) ->
     # TODO(u07): torch.load(path, map_location="cpu", weights_only=True); load the
     # model (unwrap(model)) and the optimizer; if the checkpoint has "rng", set the
     # torch, Python and numpy states back (random.setstate wants tuples, numpy
-    # a uint32 array). Return the whole dict.
+    # a uint32 array), and CUDA's if saved and available. Return the whole dict.
     raise NotImplementedError("u07: load_checkpoint")
 
 

@@ -356,6 +356,8 @@ def save_checkpoint(path, model: nn.Module, optimizer: torch.optim.Optimizer, it
         ckpt["rng"] = {"torch": torch.get_rng_state(),
                        "python": [version, list(internal), gauss],
                        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+        if torch.cuda.is_available():
+            ckpt["rng"]["cuda"] = torch.cuda.get_rng_state_all()
     tmp = f"{path}.tmp"
     torch.save(ckpt, tmp)
     os.replace(tmp, path)
@@ -373,6 +375,8 @@ def load_checkpoint(path, model: nn.Module, optimizer: torch.optim.Optimizer) ->
         random.setstate((version, tuple(internal), gauss))
         name, keys, pos, has_gauss, cached = state["numpy"]
         np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
     return ckpt
 
 
