@@ -143,13 +143,12 @@ def _list_dir(src: Path, package: str) -> list[_Entry]:
 
 def _read_file(path: str, name: str) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # swapped since it was listed
+                raise IntakeError(f"{shown(name)} is not a regular file")
+            return f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise IntakeError(f"could not read {shown(name)}: {e.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise IntakeError(f"{shown(name)} is not a regular file")
-        return f.read(MAX_FILE_BYTES + 1)
 
 
 # --- zips --------------------------------------------------------------------
