@@ -13,7 +13,7 @@ TIE = "self.lm_head.weight = self.tok_emb.weight"
 LOSS = "F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))"
 GPT_BLOCK = "DecoderBlock(c.d_model, c.n_head, c.d_ff, c.dropout, c.norm, c.ffn, rope)"
 
-# (description, module, old text, new text)
+# (description, module, old text, new text[, what the first failure's message must say])
 MUTANTS = [
     ("no causal mask in the decoder block (u05's bug, seen by u06)", "layers",
      "        mask = causal_mask(x.size(1)).to(x.device)\n", "        mask = None\n"),
@@ -55,17 +55,31 @@ MUTANTS = [
      "sum(p.numel() for p in self.parameters())", "sum(t.numel() for t in self.state_dict().values())"),
     ("encoder-decoder without positions", "model",
      "self.tok_emb(ids) * math.sqrt(self.d_model) + pe", "self.tok_emb(ids) * math.sqrt(self.d_model)"),
+    ("config dropout ignored", "model", "c.dropout", "0.0", "drop (self.drop) the token + position vectors"),
+    ("embedding dropout never applied", "model", "x = self.drop(x)", "x = x",
+     "drop (self.drop) the token + position vectors"),
+    ("GPT blocks built without the dropout", "model", GPT_BLOCK, GPT_BLOCK.replace("c.dropout", "0.0"),
+     "give config.dropout to every block"),
+    ("encoder-decoder embed skips its dropout", "model",
+     "return self.drop(self.tok_emb(ids) * math.sqrt(self.d_model) + pe)",
+     "return self.tok_emb(ids) * math.sqrt(self.d_model) + pe", "embed() drops its result"),
+    ("GPT-2 init uniform with the right std instead of normal", "model",
+     "nn.init.normal_(p, mean=0.0, std=scale)", "nn.init.uniform_(p, -scale * 3 ** 0.5, scale * 3 ** 0.5)",
+     "not uniform"),
+    ("encoder-decoder decoder residuals scaled like the encoder's", "model",
+     "gpt2_init_(self.decoder, 3 * n_decoder_layers)", "gpt2_init_(self.decoder, 2 * n_decoder_layers)",
+     "expected about"),
 ]
 
 
-@pytest.mark.parametrize("description, module, old, new", MUTANTS, ids=[m[0] for m in MUTANTS])
-def test_public_tests_catch_the_mutant(tmp_path, description, module, old, new):
-    assert_mutant_caught(tmp_path, "u06", module, description, old, new)
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m[0] for m in MUTANTS])
+def test_public_tests_catch_the_mutant(tmp_path, mutant):
+    description, module, old, new, *says = mutant
+    assert_mutant_caught(tmp_path, "u06", module, description, old, new, says=says[0] if says else None)
 
 
 # Bugs only the hidden tests are there to catch.
 HIDDEN_MUTANTS = [
-    ("config dropout ignored", "model", "c.dropout", "0.0"),
     ("encoder-decoder skips its encoder", "model",
      "return self.decode(tgt, self.encode(src))", "return self.decode(tgt, self.embed(src))"),
     ("encoder-decoder without the sqrt(d_model) scale", "model",
@@ -74,8 +88,6 @@ HIDDEN_MUTANTS = [
      "        return self.enc_norm(x)", "        return x"),
     ("encoder-decoder head not tied", "model",
      f"        {TIE}\n        nn.init.normal_", "        nn.init.normal_"),
-    ("encoder-decoder decoder residuals scaled like the encoder's", "model",
-     "gpt2_init_(self.decoder, 3 * n_decoder_layers)", "gpt2_init_(self.decoder, 2 * n_decoder_layers)"),
 ]
 
 

@@ -406,6 +406,36 @@ def test_gpt_uses_positions(student, rng, positions):
           hint="learned: add pos_emb(arange(T)) to the token vectors; rope: give every DecoderBlock the RotaryEmbedding")
 
 
+# ---------------------------------------------------------------- dropout
+
+def check_dropout_one(train, evaluation, plain, what, hint):
+    """At dropout=1.0 in train mode the stream is 0 everywhere, so every position gets the
+    same logits, lm_head(final_norm(0)); in eval mode dropout changes nothing."""
+    assert_close(evaluation, plain, atol=1e-6, rtol=1e-5, what=f"{what} in eval mode vs dropout=0",
+                 hint="dropout must do nothing in eval mode: nn.Dropout follows .train()/.eval()")
+    assert_close(train, train[:1, :1].expand_as(train), atol=1e-6, rtol=1e-5,
+                 what=f"{what} in train mode: logits at different positions (all should be the same)", hint=hint)
+
+
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_gpt_dropout_one_drops_everything_in_train_mode_only(student, rng, positions):
+    cfg = gpt_config(positions=positions, dropout=1.0)
+    idx = random_ids(rng, cfg["vocab_size"], 2, 8)
+    got = student.run(gpt_dropout_probe, cfg, 12, idx)
+    check_dropout_one(*got, f"GPT(dropout=1.0, {positions} positions)",
+                      hint="with dropout=1.0 every dropout outputs 0: drop (self.drop) the token + position "
+                           "vectors before the blocks, and give config.dropout to every block")
+
+
+def test_seq2seq_dropout_one_drops_everything_in_train_mode_only(student, rng):
+    kwargs = {**TINY_S2S, "dropout": 1.0}
+    src, tgt = random_ids(rng, kwargs["vocab_size"], 2, 7), random_ids(rng, kwargs["vocab_size"], 2, 5)
+    got = student.run(s2s_dropout_probe, kwargs, 13, src, tgt)
+    check_dropout_one(*got, "Seq2SeqTransformer(dropout=1.0)",
+                      hint="with dropout=1.0 every dropout outputs 0: embed() drops its result, and every "
+                           "encoder and decoder block gets the dropout")
+
+
 # ---------------------------------------------------------------- weight tying
 
 @pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
@@ -562,33 +592,3 @@ def test_seq2seq_learns_to_reverse(student):
           f"(loss {losses[0]:.3f} at the start, {losses[-1]:.3f} at the end)",
           hint="the decoder must see the encoder's output (cross-attention with context=memory) and the "
                "positions of both sequences (sinusoids added in embed)")
-
-
-# ---------------------------------------------------------------- dropout
-
-def check_dropout_one(train, evaluation, plain, what, hint):
-    """At dropout=1.0 in train mode the stream is 0 everywhere, so every position gets the
-    same logits, lm_head(final_norm(0)); in eval mode dropout changes nothing."""
-    assert_close(evaluation, plain, atol=1e-6, rtol=1e-5, what=f"{what} in eval mode vs dropout=0",
-                 hint="dropout must do nothing in eval mode: nn.Dropout follows .train()/.eval()")
-    assert_close(train, train[:1, :1].expand_as(train), atol=1e-6, rtol=1e-5,
-                 what=f"{what} in train mode: logits at different positions (all should be the same)", hint=hint)
-
-
-@pytest.mark.parametrize("positions", ["learned", "rope"])
-def test_gpt_dropout_one_drops_everything_in_train_mode_only(student, rng, positions):
-    cfg = gpt_config(positions=positions, dropout=1.0)
-    idx = random_ids(rng, cfg["vocab_size"], 2, 8)
-    got = student.run(gpt_dropout_probe, cfg, 12, idx)
-    check_dropout_one(*got, f"GPT(dropout=1.0, {positions} positions)",
-                      hint="with dropout=1.0 every dropout outputs 0: drop (self.drop) the token + position "
-                           "vectors before the blocks, and give config.dropout to every block")
-
-
-def test_seq2seq_dropout_one_drops_everything_in_train_mode_only(student, rng):
-    kwargs = {**TINY_S2S, "dropout": 1.0}
-    src, tgt = random_ids(rng, kwargs["vocab_size"], 2, 7), random_ids(rng, kwargs["vocab_size"], 2, 5)
-    got = student.run(s2s_dropout_probe, kwargs, 13, src, tgt)
-    check_dropout_one(*got, "Seq2SeqTransformer(dropout=1.0)",
-                      hint="with dropout=1.0 every dropout outputs 0: embed() drops its result, and every "
-                           "encoder and decoder block gets the dropout")

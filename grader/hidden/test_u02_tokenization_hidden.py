@@ -1,7 +1,7 @@
 """Hidden tests for unit u02, tokenization: random corpora, adversarial text, streams.
 
 Never shipped to students. The reference solution is the judge here (the
-public tests check it against an obvious implementation and HF tokenizers).
+public tests check it against stored snapshots of it and HF tokenizers).
 Failure summaries (the first line) name the input, never the expected values.
 """
 
