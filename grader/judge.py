@@ -160,11 +160,8 @@ def grade(course: Course, submission: Path, options: Options | None = None) -> G
     try:
         staged = intake.stage(course, Path(submission))
     except intake.IntakeError as e:
-        g = score(course, [], unit_ids, name)
-        g.error = f"submission refused: {e}"
-        for u in g.units:
-            u.message = "submission refused"
-        return g
+        return score(course, [], unit_ids, name, {uid: "submission refused" for uid in unit_ids},
+                     error=f"submission refused: {e}")
 
     mode = choose_mode(options.isolation)
     if mode == "user" and not options.insecure:
@@ -189,19 +186,19 @@ def grade(course: Course, submission: Path, options: Options | None = None) -> G
         if course_digest(course) != before:
             raise GradingRefused("the course files changed while this submission was graded; the grade is void "
                                  "(is something else writing to the course folder?)")
-        g = score(course, list(collector.results.values()), unit_ids, name, unit_messages=blocked)
         isolation = pool.isolation.as_plain()
         isolation["in_force"] = [line for line in isolation["in_force"] if not line.startswith("limits:")]
         isolation["in_force"] += describe_limits(pool.limits_used)
-        g.isolation = {**isolation, "mode": mode, "hidden_files_readable": bool(plugin.readable),
-                       "worker_restarts": pool.restarts}
-        g.notes += staged.notes
+        notes = list(staged.notes)
         if staged.missing:
-            g.notes.append(f"not in the submission (the stubs were graded): "
-                           f"{', '.join(m + '.py' for m in staged.missing)}")
-        for nodeid, text in collector.collect_errors:
-            g.notes.append(f"grader problem collecting {nodeid}: {text.strip().splitlines()[-1][:200]}")
-        return g
+            notes.append(f"not in the submission (the stubs were graded): "
+                         f"{', '.join(m + '.py' for m in staged.missing)}")
+        notes += [f"grader problem collecting {nodeid}: {text.strip().splitlines()[-1][:200]}"
+                  for nodeid, text in collector.collect_errors]
+        return score(course, list(collector.results.values()), unit_ids, name, unit_messages=blocked,
+                     isolation={**isolation, "mode": mode, "hidden_files_readable": bool(plugin.readable),
+                                "worker_restarts": pool.restarts},
+                     notes=notes)
     finally:
         pool.close()
         staged.cleanup()

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from .course import Course, CourseError, load_course, unit_of_test_file
+from .failures import Failure
 from .forbid import OperatorCheck
 from .runners import InProcessRunner
 from .targets import Target, TargetError, load_package, resolve_target
@@ -187,13 +188,5 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and report.when == "call":
         exc = call.excinfo.value
         report.user_properties.append(("exc_type", getattr(exc, "student_type", None) or call.excinfo.typename))
-        for prop in ("summary", "hint", "kind"):
-            value = getattr(exc, prop, None)
-            if isinstance(value, str) and value:
-                report.user_properties.append((prop, value))
-        if getattr(exc, "student_type", None) is not None:
-            report.user_properties.append(("origin", "student"))
-            report.user_properties.append(("summary", getattr(exc, "summary_line", str(exc).splitlines()[0])))
-        elif type(exc).__name__ in ("WorkerFailure", "UnitBlocked", "StudentResultError"):
-            report.user_properties.append(("origin", "worker"))
-            report.user_properties.append(("summary", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        if isinstance(exc, Failure):
+            report.user_properties += list(exc.record().items())

@@ -38,6 +38,7 @@ from pathlib import Path
 from . import wire
 from .cgroup import SandboxCgroup
 from .course import Course, Limits, Unit
+from .failures import Failure, UnitBlocked, WorkerFailure
 from .probes import describe
 from .runners import call_seed, check_arguments
 from .sandbox import Isolation
@@ -55,31 +56,29 @@ SIGNAL_MEANING = {
 }
 
 
-class WorkerFailure(Exception):
-    """The worker process failed during a call; the message is for the student."""
-
-
-class StudentCodeError(Exception):
+class StudentCodeError(Failure):
     """The student's code raised an exception inside the worker.
 
-    Its text (the student's own message and traceback) is for public tests.
-    `summary_line`, all a hidden test's report shows, holds no text the
+    Its message (the student's own text and traceback) is for public tests.
+    Its summary, all a hidden test's report shows, holds no text the
     student's code chose: the exception's type and the line of the student's
     file it came from (a message could carry out what a probe was given)."""
+
+    origin = "student"
 
     def __init__(self, student_type: str, message: str, tb: str = "", kind: str = "exception", package: str = ""):
         self.student_type = _identifier(student_type)
         self.kind = kind
         self.tb = tb
         text = f"your code raised {student_type}: {message}" if kind == "exception" else message
-        super().__init__(text + (f"\n{tb.rstrip()}" if tb else ""))
         where = student_line(tb, package)
         if kind == "exception":
-            self.summary_line = f"your code raised {self.student_type}" + (f" at {where}" if where else "")
+            summary = f"your code raised {self.student_type}" + (f" at {where}" if where else "")
         elif kind == "import":
-            self.summary_line = "your package could not be imported" + (f" ({where})" if where else "")
+            summary = "your package could not be imported" + (f" ({where})" if where else "")
         else:
-            self.summary_line = "your code returned something that is not plain data"
+            summary = "your code returned something that is not plain data"
+        super().__init__(summary, message=text + (f"\n{tb.rstrip()}" if tb else ""))
 
 
 _FRAME = re.compile(r'^  File "[^"\n]*/([A-Za-z_]\w*/[A-Za-z_]\w*\.py)", line (\d{1,7})', re.M)
@@ -101,10 +100,6 @@ def _identifier(name: str) -> str:
 
 class GradingRefused(Exception):
     """Grading cannot be made safe here; the message says what to do."""
-
-
-class UnitBlocked(Exception):
-    """Every test of a unit fails for one reason found before running it."""
 
 
 class _OutputDrain(threading.Thread):

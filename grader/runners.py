@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .failures import StudentResultError
 from .probes import describe
 from .targets import import_modules
 from .wire import NotPlainData, check_plain, copy_plain
@@ -47,10 +48,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-class StudentResultError(AssertionError):
-    """The student's code returned something that is not plain data."""
 
 
 def check_arguments(args: tuple, kwargs: dict) -> None:

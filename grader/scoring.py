@@ -61,19 +61,21 @@ def public_message(r: TestResult) -> str:
     """What the submitter is told about one test's failure."""
     if r.outcome == "passed":
         return ""
-    props = r.props
+    props = r.props  # a grader.failures.Failure's fields, when the test failed through one
     hint = props.get("hint")
     if r.hidden:  # only a summary written to be safe to show: never the assertion itself
-        text = props.get("summary") or r.summary or HIDDEN_WITHHELD
-    else:
-        text = _strip_type_prefix(r.message.strip(), r.exc_type) or r.outcome
+        text = props.get("summary") or HIDDEN_WITHHELD
+    elif "message" in props:
+        text = props["message"]
+    else:  # a plain assert or an error in the test itself: pytest's own words
+        text = _strip_type_prefix(r.message.strip()) or r.outcome
     if hint and hint not in text:
         text += f" (hint: {hint})"
     return text
 
 
-def _strip_type_prefix(message: str, exc_type: str | None) -> str:
-    """'grader.remote.StudentCodeError: your code raised ...' -> 'your code raised ...'."""
+def _strip_type_prefix(message: str) -> str:
+    """'module.SomeError: text' -> 'text', for exceptions that are not a Failure."""
     head, sep, rest = message.partition(": ")
     if sep and " " not in head and "." in head and head.rsplit(".", 1)[-1][:1].isupper():
         return rest
@@ -93,9 +95,12 @@ def dependency_note(course: Course, unit_id: str, failing: dict[str, int]) -> st
 
 
 def score(course: Course, results: list[TestResult], unit_ids: list[str], submission: str,
-          unit_messages: dict[str, str] | None = None) -> Grade:
+          unit_messages: dict[str, str] | None = None, *, isolation: dict | None = None,
+          notes: list[str] | None = None, error: str | None = None) -> Grade:
+    """The whole Grade of one submission, built here once from the judge's records."""
     unit_messages = unit_messages or {}
-    grade = Grade(submission=submission, score=0.0, max_score=0.0)
+    grade = Grade(submission=submission, score=0.0, max_score=0.0, isolation=dict(isolation or {}),
+                  notes=list(notes or []), error=error)
     for uid in unit_ids:
         unit = course.unit(uid)
         mine = [r for r in results if r.unit == uid]

@@ -24,20 +24,14 @@ import math
 import numpy as np
 import torch
 
+from .failures import Failure
 
-class Mismatch(AssertionError):
+
+class Mismatch(Failure, AssertionError):
+    """A result that is not what the test expected (a `grader.failures.Failure`)."""
+
+    kind = "mismatch"
     about_values = False  # True: the values differ; False: the structure (type, shape, length, keys)
-
-    def __init__(self, summary: str, detail: str = "", hint: str | None = None):
-        self.summary = summary
-        self.detail = detail
-        self.hint = hint
-        text = summary
-        if detail:
-            text += "\n" + detail
-        if hint:
-            text += f"\nhint: {hint}"
-        super().__init__(text)
 
 
 def _shape(x) -> str:

@@ -87,7 +87,7 @@ def test_a_hidden_test_shows_the_type_and_line_of_a_student_exception_never_its_
           '    raise ValueError(stolen)\n'
           'ValueError: def hidden_probe(pkg): ...')
     e = StudentCodeError("ValueError", "def hidden_probe(pkg): ...", tb, package="scratchllm")
-    assert e.summary_line == "your code raised ValueError at scratchllm/attention.py line 42"
+    assert e.summary == "your code raised ValueError at scratchllm/attention.py line 42"
     assert "hidden_probe" in str(e)  # a public test still shows the student everything
     long_name = StudentCodeError("E" * 5000, "x", "", package="scratchllm")
-    assert long_name.summary_line == "your code raised an exception"
+    assert long_name.summary == "your code raised an exception"
