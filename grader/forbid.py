@@ -484,6 +484,11 @@ class _Scan:
                 self.visit_call(node)
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in DISPATCH_HOOKS:
                 self.report(node, f"defines {node.name}, which would run code outside the grader's checks")
+            elif isinstance(node, ast.Constant) and node.value in DISPATCH_HOOKS:
+                self.report(node, f"names {node.value}, which would run code outside the grader's checks")
+            if isinstance(node, ast.ClassDef) and any(k.arg == "metaclass" for k in node.keywords):
+                self.report(node, "a metaclass builds classes in ways the grader cannot check; not allowed in "
+                                  "course code")
         return sorted(self.found.values(), key=lambda v: (v.line, v.text))
 
     def visit_import(self, node: ast.Import | ast.ImportFrom) -> None:
@@ -546,6 +551,9 @@ class _Scan:
 
     def visit_call(self, node: ast.Call) -> None:
         f = node.func
+        if isinstance(f, ast.Name) and f.id == "type" and len(node.args) == 3:
+            self.report(node, "type(name, bases, namespace) builds a class the grader cannot check; write a "
+                              "class statement")
         if isinstance(f, ast.Name) and f.id in ATTRIBUTE_BUILTINS and _literal_name(node):
             self.visit_attribute(node, node.args[0], node.args[1].value)
         for kw in node.keywords:
@@ -637,6 +645,9 @@ class ForbiddenOperatorError(RuntimeError):
     """A forbidden operator ran during a call into student code."""
 
 
+SUBCLASS = "a tensor subclass's __torch_dispatch__"
+
+
 def _words(name: str) -> set[str]:
     name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name).lower()
     return {w for w in name.split("_") if w and w not in ("native", "fused", "for", "cpu", "aten", "forward")}
@@ -654,7 +665,13 @@ def likely_api(op: str, apis) -> str | None:
 
 
 def _mode_class():
+    import torch
     from torch.utils._python_dispatch import TorchDispatchMode
+
+    plain = torch.Tensor.__torch_dispatch__  # a builtin that refuses: plain tensors and Parameters
+
+    def handles_itself(t) -> bool:
+        return getattr(t, "__torch_dispatch__", plain) is not plain
 
     class _Recorder(TorchDispatchMode):
         def __init__(self, check):
@@ -662,6 +679,10 @@ def _mode_class():
             self.check = check
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if types and any(handles_itself(t) for t in types):
+                # a tensor subclass's own __torch_dispatch__ would run with this mode off
+                self.check.hits.append(SUBCLASS)
+                raise ForbiddenOperatorError(self.check.message(SUBCLASS))
             verdict = self.check.verdicts.get(func)
             if verdict is None:
                 verdict = self.check.verdicts[func] = self.check.forbidden(func._schema.name)
@@ -698,6 +719,9 @@ class OperatorCheck:
         return name in self.exact or name.startswith(self.prefixes) if self.prefixes else name in self.exact
 
     def message(self, op: str) -> str:
+        if op == SUBCLASS:
+            return ("your code ran torch operators on a tensor subclass that handles them itself "
+                    "(__torch_dispatch__), which the grader cannot check; use plain tensors")
         base = op.split("::")[-1].split(".")[0]
         public = re.sub(r"^(native_|fused_)", "", base.strip("_")).removesuffix("_for_cpu")
         api = likely_api(op, self.apis)

@@ -104,6 +104,9 @@ BYPASSES = {
                        "    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):\n        return 0",
                        "defines __torch_dispatch__"),
     "torch_function": ("import torch\nclass T(torch.Tensor):\n    __torch_function__ = None", "__torch_function__"),
+    "dispatch_hook_by_type": ("import torch\nT = type('T', (torch.Tensor,), {'__torch_dispatch__': f})",
+                              "names __torch_dispatch__"),
+    "metaclass": ("class M(type):\n    pass\nclass A(metaclass=M):\n    pass", "metaclass"),
     "pickle": ("import numpy as np\nx = np.load('w.npy', allow_pickle=True)", "allow_pickle must be written False"),
     "unsafe_load": ("import torch\nx = torch.load('w.pt', weights_only=False)", "weights_only must be written True"),
     "type_hints_eval": ("import typing\nh = typing.get_type_hints(f)", "typing.get_type_hints is off limits"),
@@ -429,6 +432,19 @@ def test_u05_bypasses_fail_at_run_time():
         with pytest.raises(forbid.ForbiddenOperatorError):
             with check.active():
                 fn()
+
+
+def test_a_tensor_subclass_handling_operators_itself_fails_the_call():
+    def handler(cls, func, types, args=(), kwargs=None):
+        plain = [a.as_subclass(torch.Tensor) if isinstance(a, torch.Tensor) else a for a in args]
+        return torch.softmax(plain[0], -1)  # would run with the mode off
+
+    hook = "__torch_" + "dispatch__"
+    sneaky = type("Sneaky", (torch.Tensor,), {hook: classmethod(handler)})
+    check = forbid.OperatorCheck("u04", U04.forbid_ops, U04.forbid)
+    with pytest.raises(forbid.ForbiddenOperatorError, match="tensor subclass"):
+        with check.active():
+            torch.Tensor._make_subclass(sneaky, torch.ones(3)) + 1
 
 
 def test_catching_the_error_does_not_help():
