@@ -34,7 +34,9 @@ def find_submissions(folder: Path) -> list[Path]:
 
 
 def submission_name(path: Path) -> str:
-    return path.stem if path.suffix.lower() == ".zip" else path.name
+    """The name a submission has in the CSV (and when resuming): its file or
+    folder name, escaped as reports show it (a name need not be UTF-8)."""
+    return report.printable(path.stem if path.suffix.lower() == ".zip" else path.name, report.MAX_NAME)
 
 
 def already_graded(csv_path: Path) -> set[str]:

@@ -75,7 +75,7 @@ class StudentCodeError(Failure):
         if kind == "exception":
             summary = f"your code raised {self.student_type}" + (f" at {where}" if where else "")
         elif kind == "import":
-            summary = "your package could not be imported" + (f" ({where})" if where else "")
+            summary = f"your package could not be imported: {self.student_type}" + (f" at {where}" if where else "")
         else:
             summary = "your code returned something that is not plain data"
         super().__init__(summary, message=text + (f"\n{tb.rstrip()}" if tb else ""))

@@ -14,6 +14,7 @@ then, and only then, at the first call, the student's package.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -66,11 +67,18 @@ def _describe_exception(e: BaseException) -> tuple[str, str]:
         return "Exception", "(the exception could not be shown)"
 
 
+# Frames a student's traceback leaves out: the grader's and the import machinery's.
+HIDDEN_FRAMES = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(importlib.__file__), "<frozen importlib")
+
+
 def _traceback(e: BaseException) -> str:
+    """The traceback as the student should read it: their frames (and the
+    probe's, and torch's), not the grader's or the import machinery's."""
     try:
-        tb = e.__traceback__
-        tb = tb.tb_next if tb is not None else None  # drop this module's frame
-        text = "".join(traceback.format_exception(type(e), e, tb))
+        frames = [f for f in traceback.extract_tb(e.__traceback__)
+                  if not f.filename.startswith(HIDDEN_FRAMES)]
+        text = "Traceback (most recent call last):\n" if frames else ""
+        text += "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(e), e))
         return text[-TRACEBACK_CHARS:]
     except BaseException:
         return ""
@@ -102,7 +110,7 @@ class Server:
                 targets.import_modules(pkg, [m])
             except BaseException as e:  # SyntaxError, an exception at import time, sys.exit...
                 name, msg = _describe_exception(e)
-                self.import_errors[m] = (m, f"{name}: {msg}", _traceback(e))
+                self.import_errors[m] = (m, name, f"{name}: {msg}", _traceback(e))
                 raise ImportFailed(*self.import_errors[m]) from None
         return pkg
 
@@ -111,7 +119,7 @@ class Server:
         try:
             pkg = self.import_unit(unit)
         except ImportFailed as e:
-            return {"ok": False, "kind": "import", "type": "ImportError",
+            return {"ok": False, "kind": "import", "type": e.exc_type,
                     "message": f"could not import {self.package_name}.{e.module}: {e.message}",
                     "traceback": e.tb}
         try:
@@ -131,9 +139,9 @@ class Server:
 
 
 class ImportFailed(Exception):
-    def __init__(self, module: str, message: str, tb: str):
+    def __init__(self, module: str, exc_type: str, message: str, tb: str):
         super().__init__(message)
-        self.module, self.message, self.tb = module, message, tb
+        self.module, self.exc_type, self.message, self.tb = module, exc_type, message, tb
 
 
 def can_read(paths: list[str]) -> list[str]:
