@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from grader.testing import Mismatch, assert_close, assert_equal
+from grader.testing import assert_close, assert_equal
 
 pytestmark = pytest.mark.u02
 
@@ -85,24 +85,6 @@ def encode_and_decode(pkg, vocab, merges, specials, texts, id_lists):
 def encode_chunks(pkg, vocab, merges, specials, chunks):
     tok = pkg.tokenizer.Tokenizer(vocab, merges, specials)
     return list(tok.encode_iterable(iter(chunks)))
-
-
-def streaming_memory(pkg, vocab, merges, lines, repeats):
-    """Peak memory allocated while streaming `lines` * `repeats` through encode_iterable."""
-    import tracemalloc
-
-    tok = pkg.tokenizer.Tokenizer(vocab, merges, [])
-    tok.encode("".join(lines))  # warm any cache the tokenizer keeps
-    stream = (line for _ in range(repeats) for line in lines)
-    tracemalloc.start()
-    try:
-        n = 0
-        for _ in tok.encode_iterable(stream):
-            n += 1
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return n, peak
 
 
 def save_crlf_load(pkg, vocab, merges, specials, texts):
@@ -312,18 +294,9 @@ def test_encode_iterable_any_chunking(student, reference, chunks):
     assert_equal(got, want, what=f"list(encode_iterable({chunks!r}))")
 
 
-def test_encode_iterable_memory_does_not_grow_with_the_input(student, reference):
-    vocab, merges, _ = reference_tokenizer(reference, 0, 500)
-    lines = markov_text(7, 3000).splitlines(keepends=True)
-    repeats = 300  # about 0.9 MB of text
-    n, peak = student.run(streaming_memory, vocab, merges, lines, repeats)
-    want = len(reference.run(encode_many, vocab, merges, [], ["".join(lines) * repeats])[0])
-    assert_equal(n, want, what=f"number of ids from encode_iterable over {len(lines) * repeats} lines")
-    size = len("".join(lines)) * repeats
-    if peak > size // 8:
-        raise Mismatch(f"encode_iterable's memory grew with its input ({len(lines) * repeats} lines)",
-                       f"peak {peak} bytes allocated while streaming {size} characters",
-                       hint="yield ids as you go; keep only the unfinished end of the text")
+# No test of encode_iterable's memory here: a peak measured inside the worker (tracemalloc)
+# is a number student code can forge. That encode_iterable streams is tested from the
+# outside instead: the public test_encode_iterable_is_lazy counts the lines it consumed.
 
 
 # ---------------------------------------------------------------- save and load
