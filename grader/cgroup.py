@@ -39,7 +39,8 @@ def _own_path(controller: str) -> str | None:
     return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is there a process `pid` (ours or another user's)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -87,7 +88,7 @@ def _sweep_stale(parent: Path) -> None:
         return
     for folder in entries:
         owner = folder.name[len(PREFIX):].split("-", 1)[0]
-        if owner.isdigit() and not _pid_alive(int(owner)):
+        if owner.isdigit() and not pid_alive(int(owner)):
             _remove(folder)
 
 

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from . import wire
-from .cgroup import SandboxCgroup
+from .cgroup import SandboxCgroup, pid_alive
 from .course import Course, Limits, Unit
 from .failures import Failure, UnitBlocked, WorkerFailure
 from .probes import describe
@@ -47,6 +47,7 @@ START_TIMEOUT_S = 120.0
 WALL_FACTOR = 5.0     # a call may wait (nothing runnable) this many times its CPU limit
 POLL_S = 0.1          # how often the CPU time of a running call is looked at
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SCRATCH_PREFIX = "llmfs-worker-"  # + the judge's pid: a folder per worker, for its new root
 SIGNAL_MEANING = {
     signal.SIGKILL: "it was killed (SIGKILL): most likely it went over the memory or process limit",
     signal.SIGXCPU: "it used up its CPU time limit",
@@ -145,7 +146,7 @@ class Worker:
         self.stray_replies = 0
         self.timeout = START_TIMEOUT_S
         self.clock: CallClock | None = None  # the running call's CPU and waiting time
-        self.scratch = Path(tempfile.mkdtemp(prefix="llmfs-worker-"))
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
         os.chmod(self.scratch, 0o755)
         self.ready = False
 
@@ -391,6 +392,16 @@ def _tree_usage(root: int) -> tuple[float, bool]:
     return total / CLOCK_TICKS, runnable
 
 
+def sweep_stale_scratch() -> None:
+    """Remove the scratch folders of judges that were killed before they could."""
+    import shutil
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        owner = folder.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not pid_alive(int(owner)) and not os.path.ismount(folder / "root"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _processes_of(uid: int) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
@@ -435,6 +446,7 @@ class WorkerPool:
         self.started_at = time.monotonic()
         self.isolation = Isolation()
         self.limits_used: dict[str, Limits] = {}  # unit -> the limits its calls ran under
+        sweep_stale_scratch()
 
     def launch(self, limits: Limits) -> None:
         """Start a worker now, without waiting for it (it loads torch meanwhile)."""

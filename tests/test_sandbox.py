@@ -15,16 +15,17 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
 import adversarial as adv
+import pytest
 import sandbox_attacks as sa
 from course_copy import copy_course
-from grader.judge import UID_BASE
 from kit import ROOT, llmfs
+
+from grader.judge import UID_BASE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the cgroup and namespace sandbox is root's (CI runs as root)")
 UNIT = "u04"
@@ -87,6 +88,7 @@ def batch(tmp_path_factory):
     out = base / "out" / "grades.csv"
     out.parent.mkdir()
     shm_before = shared_memory_segments(48 << 20)
+    leftovers_before = leftovers()
     env = {**os.environ, sa.CANARY_VAR: sa.CANARY}
     proc = subprocess.run([sys.executable, "-m", "grader", "--course", str(course / "course.toml"), "grade-all",
                            str(subs), "--jobs", "2", "--out", str(out), "--unit", UNIT],
@@ -94,7 +96,7 @@ def batch(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     reports = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (out.parent / "grades-reports").glob("*.json")}
     assert set(reports) == set(SUBMISSIONS), proc.stderr[-2000:]
-    return {"reports": reports, "shm_before": shm_before}
+    return {"reports": reports, "shm_before": shm_before, "leftovers_before": leftovers_before}
 
 
 def statuses(report) -> dict:
@@ -145,8 +147,18 @@ def test_each_unit_runs_under_its_own_limits_and_the_report_says_which(batch):
     assert any(line.startswith("limits for u04: 3 s CPU per call, 200 CPU s per worker") for line in lines), lines
 
 
+def leftovers() -> set[str]:
+    """Worker scratch folders and sandbox cgroups that exist now."""
+    found = {str(d) for d in Path(tempfile.gettempdir()).glob("llmfs-worker-*")}
+    return found | {str(d) for d in Path("/sys/fs/cgroup").glob("*/**/llmfs-*") if d.is_dir()}
+
+
 def test_nothing_is_left_behind(batch):
     assert not sandbox_processes()
+    with open("/proc/self/mounts", encoding="utf-8") as f:
+        assert not [line for line in f if "llmfs" in line], "a sandbox mount is visible outside it"
+    left = leftovers() - batch["leftovers_before"]
+    assert not left, f"left behind: {sorted(left)[:3]}"
 
 
 def test_the_sandbox_dies_with_the_judge(tmp_path):
@@ -191,3 +203,17 @@ def test_hidden_reports_carry_no_text_chosen_by_student_code(batch):
         if t["hidden"] and t["status"] != "passed":
             assert sa.LEAK_MARK not in t["message"], t["message"][:300]
             assert t["message"].startswith("your code raised ValueError at scratchllm/attention.py line")
+
+
+def test_a_killed_judge_leaves_nothing_the_next_grading_does_not_sweep(tmp_path, monkeypatch):
+    from grader import remote
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = tmp_path / f"{remote.SCRATCH_PREFIX}{dead.pid}-abc"
+    live = tmp_path / f"{remote.SCRATCH_PREFIX}{os.getpid()}-abc"
+    for folder in (stale, live):
+        (folder / "root").mkdir(parents=True)
+    remote.sweep_stale_scratch()
+    assert not stale.exists() and live.exists()
