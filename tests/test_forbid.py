@@ -474,3 +474,20 @@ def test_the_message_names_the_operator_and_the_public_api():
     text = check.message("aten::_softmax")
     assert "aten::_softmax" in text and "torch.nn.functional.softmax" in text or "torch.softmax" in text
     assert "scaled_dot_product_attention" in check.message("aten::_scaled_dot_product_flash_attention_for_cpu")
+
+
+# ------------------------------------------------------------------ the schema
+
+
+@pytest.mark.parametrize("edit, key, words", [
+    (('forbid_ops = ["aten::_softmax"', 'forbid_ops = ["softmax"'), "forbid_ops", "is not an operator name"),
+    (('allow = [\n', 'allow = [\n    "os path",\n'), "imports.allow", "is not a module or dotted name"),
+    (('[imports]\n', '[imports]\nallowed = []\n'), "imports.allowed", "unknown key"),
+])
+def test_a_broken_imports_or_forbid_ops_entry_names_the_key_and_line(edit, key, words):
+    from grader.course import CourseError, parse_course
+
+    text = (ROOT / "course.toml").read_text(encoding="utf-8")
+    assert edit[0] in text
+    with pytest.raises(CourseError, match=rf"course\.toml:\d+: .*{key}.*{words}"):
+        parse_course(text.replace(edit[0], edit[1], 1), ROOT / "course.toml", check_modules=False)
