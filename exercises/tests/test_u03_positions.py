@@ -217,7 +217,7 @@ def test_odd_dimension_raises_value_error(student, call, args):
 def test_sinusoidal_position_zero_is_sin_0_cos_0(student):
     got = student.run(sinusoidal_probe, 1, 8)
     assert_close(got, torch.tensor([[0.0, 1.0] * 4]), atol=1e-6, rtol=0, what="sinusoidal_positions(1, 8), position 0",
-                 hint="row 0 is [0, 1, 0, 1, ...]: sines in the even columns, cosines in the odd ones")
+                 hint="row 0 is [0, 1, 0, 1, ...] in float32: sines in the even columns, cosines in the odd ones")
 
 
 @pytest.mark.parametrize("T, dim", SINUSOID_SIZES)
@@ -247,9 +247,12 @@ def test_rope_at_position_zero_is_the_identity(student, rng):
     x = torch.randn(3, 16, generator=rng)
     got = student.run(rope_probe, 16, 8, 10000.0, x, torch.zeros(3, dtype=torch.int64))
     assert_close(got, x, atol=1e-6, rtol=1e-6, what="RoPE of x (3, 16) at position 0",
-                 hint="all three rows are at position 0, and the angle is position * frequency, so nothing "
-                      "may rotate; if rows rotate, your angles do not come from `positions` (e.g. 0 .. T-1): "
-                      "use the positions given")
+                 hint=("you wrote the rotated pairs back as two halves: interleave them (stack the new even "
+                       "and odd values on a new last dim, then flatten it)")
+                 if torch.equal(got, torch.cat([x[..., 0::2], x[..., 1::2]], -1)) else
+                 "all three rows are at position 0, and the angle is position * frequency, so nothing "
+                 "may rotate; if rows rotate, your angles do not come from `positions` (e.g. 0 .. T-1): "
+                 "use the positions given")
 
 
 def check_rope(student, case, what, hint):
