@@ -237,7 +237,8 @@ def test_mha_self_attention_matches_torch(student, rng, n_heads):
     want, _ = torch_mha(d_model, n_heads, state)(x, x, x, attn_mask=~mask, need_weights=False)
     assert_close(got, want, atol=1e-5, rtol=1e-4,
                  what=f"causal self-attention, d_model={d_model}, n_heads={n_heads}, x {shape(x)}",
-                 hint="split d_model into n_heads slices of head_dim; heads must not mix before out_proj")
+                 hint="split d_model into n_heads slices of head_dim (view, then transpose), attend per head, "
+                      "merge the heads back, then apply out_proj; heads must not mix before out_proj")
 
 
 def test_mha_cross_attention_matches_torch(student, rng):

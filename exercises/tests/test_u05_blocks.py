@@ -245,8 +245,9 @@ def test_layernorm_matches_torch(student, rng, scale, offset, eps):
     oracle(x_).backward(grad_out)
     check_module_against(got, oracle(x), [x_], {n: p.grad for n, p in oracle.named_parameters()}, state,
                          f"LayerNorm(8, eps={eps}) on x {shape(x)} with std {scale:g}",
-                         hint="over the last dim only: var is the *biased* mean of (x - mean)^2 (divide by "
-                              "dim), and eps goes inside the square root: sqrt(var + eps)")
+                         hint="(x - mean) / sqrt(var + eps) * weight + bias, over the last dim only: var is the "
+                              "*biased* mean of (x - mean)^2 (divide by dim), eps inside the square root, the bias "
+                              "added; no .detach(): the gradient flows through mean and var too")
 
 
 def test_layernorm_float32_far_from_zero(student, rng):
@@ -271,7 +272,8 @@ def test_rmsnorm_matches_torch(student, rng, offset, scale):
     oracle(x_).backward(grad_out)
     check_module_against(got, oracle(x), [x_], {n: p.grad for n, p in oracle.named_parameters()}, state,
                          f"RMSNorm(8) on x {shape(x)} with mean {offset:g}, std {scale:g}",
-                         hint="x / sqrt(mean(x**2) + eps) * weight: RMSNorm does not subtract the mean")
+                         hint="x / sqrt(mean(x**2) + eps) * weight: the mean of the squares (not their sum), eps "
+                              "inside the square root, and no mean subtracted")
 
 
 # ---------------------------------------------------------------- GELU and feed-forward
