@@ -43,7 +43,7 @@ def check(course: Course, unit_id: str | None = None, target_spec: str = "exerci
     # A unit that fails may fail for an earlier unit's bug: run the public tests of the
     # units it builds on too (quietly), to blame them first ("u05 uses your u04 ...").
     ready = {u.id for u in course.ready_units}
-    failing_units = {r.unit for r in results if r.outcome != "passed"}
+    failing_units = {r.unit for r in results if r.outcome != "passed" and r.unit}
     more = sorted({d for uid in failing_units for d in course.dependencies(uid) if d in ready} - {u.id for u in units})
     dep_results = _run_public_tests(course, more, target_spec, False)[0] if more else []
     failing: dict[str, int] = {}

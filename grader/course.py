@@ -14,11 +14,12 @@ import hashlib
 import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Mapping
 
 try:  # Python 3.11+
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[no-redef]
 
 
 COURSE_FILE = "course.toml"
@@ -220,7 +221,7 @@ class _Checker:
         where = f"{self.path.name}:{line}" if line else self.path.name
         return CourseError(f"{where}: {key}: {problem}")
 
-    def table(self, data: dict, name: str, allowed: dict[str, type | tuple], required: set[str],
+    def table(self, data: dict, name: str, allowed: Mapping[str, type | tuple], required: set[str],
               line_of) -> dict:
         for key in data:
             if key not in allowed:
@@ -258,7 +259,7 @@ def _limits(checker: _Checker, data: dict, name: str, base: Limits, line_of) -> 
     for key, value in data.items():
         if value <= 0:
             raise checker.fail(f"{name}.{key}", line_of(key), f"must be positive, got {value!r}")
-    return replace(base, **{k: _LIMIT_TYPES[k](v) for k, v in data.items()})
+    return replace(base, **{k: _LIMIT_TYPES[k](v) for k, v in data.items()})  # type: ignore[arg-type]
 
 
 def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
@@ -351,11 +352,11 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
                 raise chk.fail(f"unit {u.id!r}.depends", loc.line("unit", index=i, key="depends"), f"{dep!r}: {why}")
     owners: dict[str, str] = {}
     for u in units:
-        for m in u.modules:
-            if m in owners:
+        for mod in u.modules:
+            if mod in owners:
                 raise chk.fail(f"unit {u.id!r}.modules", loc.line("unit", index=units.index(u), key="modules"),
-                               f"module {m!r} already belongs to unit {owners[m]!r}")
-            owners[m] = u.id
+                               f"module {mod!r} already belongs to unit {owners[mod]!r}")
+            owners[mod] = u.id
     return Course(name=course["name"], package=course["package"], root=root,
                   defaults=defaults, units=tuple(units), file=path, imports=imports)
 

@@ -465,6 +465,7 @@ class WorkerPool:
             if w is None:
                 self.launch(limits)
                 w = self.worker
+                assert w is not None
             w.wait_ready()
         except WorkerFailure as e:
             if self.worker is not None:

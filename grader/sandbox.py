@@ -156,9 +156,9 @@ def python_dirs(course_root: Path) -> list[str]:
     # Keep only the outermost of nested folders.
     out.sort(key=len)
     kept: list[str] = []
-    for p in out:
-        if not any(p == k or p.startswith(k.rstrip("/") + "/") for k in kept):
-            kept.append(p)
+    for folder in out:
+        if not any(folder == k or folder.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(folder)
     return kept
 
 

@@ -93,7 +93,7 @@ class Server:
         self.operator_checks = {unit: forbid.OperatorCheck(unit, ops, forbids.get(unit, ()))
                                 for unit, ops in (forbid_ops or {}).items()}
         self.pkg = None
-        self.import_errors: dict[str, tuple[str, str, str]] = {}
+        self.import_errors: dict[str, tuple[str, str, str, str]] = {}  # module -> ImportFailed's arguments
 
     def load(self):
         if self.pkg is None:
