@@ -248,10 +248,12 @@ def run_tests(course: Course, files: list[Path], target: str, progress: Progress
     start = time.monotonic()
     progress.begin(label)
     proc = subprocess.Popen(cmd, cwd=course.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = proc.stdout, proc.stderr
     other: list[str] = []
 
     def pump() -> None:
-        for raw in proc.stderr:
+        for raw in stderr:
             line = raw.decode("utf-8", "replace")
             step = read_progress(line)
             if step:
@@ -261,7 +263,7 @@ def run_tests(course: Course, files: list[Path], target: str, progress: Progress
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    out = proc.stdout.read()
+    out = stdout.read()
     proc.wait()
     reader.join()
     progress.end()
@@ -358,7 +360,8 @@ def check_results(course: Course, check: UnitCheck, ref: Run, stubs: Run) -> Non
     on_ref = {r["nodeid"]: r for r in ref.results if r["unit"] == uid}
     on_stubs = {r["nodeid"]: r for r in stubs.results if r["unit"] == uid}
     nodeids = list(dict.fromkeys([*on_ref, *on_stubs]))
-    check.public = sum(1 for n in nodeids if not (on_ref.get(n) or on_stubs.get(n))["hidden"])
+    either = {n: on_ref.get(n) or on_stubs[n] for n in nodeids}
+    check.public = sum(1 for n in nodeids if not either[n]["hidden"])
     check.hidden = len(nodeids) - check.public
     for n in nodeids:
         kind = "hidden" if (on_ref.get(n) or on_stubs[n])["hidden"] else "public"
@@ -388,7 +391,7 @@ def check_results(course: Course, check: UnitCheck, ref: Run, stubs: Run) -> Non
             check.problems.append(f"{kind} test fails on the stubs {how}, not NotImplementedError: {n}: "
                                   f"{_first_line(s['message'])}")
         check.seconds += (r or {}).get("duration", 0.0) + (s or {}).get("duration", 0.0)
-        weight = (r or s)["weight"]
+        weight = either[n]["weight"]
         if not weight > 0:
             check.problems.append(f"{n}: weight must be positive, got {weight}")
     for run in (ref, stubs):
