@@ -92,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     for T in lengths:
         prompt = torch.randint(0, config.vocab_size, (args.batch, T), generator=g)
         try:
-            plain_s, plain = best_time(lambda: generation.generate(model, prompt, args.new, greedy=True,
-                                                                   use_cache=False), args.repeat)
-            cached_s, cached = best_time(lambda: generation.generate(model, prompt, args.new, greedy=True,
-                                                                     use_cache=True), args.repeat)
+            plain_s, plain = best_time(lambda p=prompt: generation.generate(model, p, args.new, greedy=True,
+                                                                            use_cache=False), args.repeat)
+            cached_s, cached = best_time(lambda p=prompt: generation.generate(model, p, args.new, greedy=True,
+                                                                              use_cache=True), args.repeat)
         except NotImplementedError as e:
             print(f"  generate ({args.target}): not written yet ({e})")
             return 1

@@ -277,7 +277,8 @@ class _Scan:
 
     # -- what the module defines itself
     def _own_names(self) -> set[str]:
-        defined = {n.name for n in self.tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        defined = {n.name for n in self.tree.body if isinstance(n, definitions)}
         bound: dict[str, int] = {}
         for node in ast.walk(self.tree):
             names = []
@@ -482,7 +483,8 @@ class _Scan:
                 self.visit_attribute(node, node.value, node.attr)
             elif isinstance(node, ast.Call):
                 self.visit_call(node)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in DISPATCH_HOOKS:
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) \
+                    and node.name in DISPATCH_HOOKS:
                 self.report(node, f"defines {node.name}, which would run code outside the grader's checks")
             elif isinstance(node, ast.Constant) and node.value in DISPATCH_HOOKS:
                 self.report(node, f"names {node.value}, which would run code outside the grader's checks")

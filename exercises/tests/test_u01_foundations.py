@@ -186,7 +186,7 @@ def gradient_check_probe(pkg, params, x, labels, corrupt):
 
     planted = {"none": None, "dx": doubled_dx, "last db": shifted_db, "first dW": scaled_first_dW}[corrupt]
     if planted is not None:
-        setattr(first if corrupt != "last db" else last, "backward", planted)
+        (first if corrupt != "last db" else last).backward = planted
     _, dlogits = ag.softmax_cross_entropy(model.forward(x), labels)
     model.backward(dlogits)  # stale gradients: gradient_check must start from zero
     error = float(ag.gradient_check(model, x, labels))

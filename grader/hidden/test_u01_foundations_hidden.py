@@ -196,7 +196,7 @@ def away_from_the_kink(rng, params, n, n_in, margin=1e-2):
     while len(rows) < n:
         x = torch.from_numpy(randn(rng, 1, n_in))
         z, ok = x, True
-        for i, (W, b) in enumerate(params[:-1]):
+        for W, b in params[:-1]:
             z = F.linear(z, torch.from_numpy(W).T, torch.from_numpy(b))
             ok = ok and bool((z.abs() > margin).all())
             z = torch.relu(z)
