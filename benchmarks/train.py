@@ -12,8 +12,12 @@ without it the prepared `tinyshakespeare` corpus):
 - baseline: a GPT of the same shape built from torch's own modules
   (nn.Embedding, nn.LayerNorm, F.scaled_dot_product_attention with
   is_causal, nn.GELU, nn.Linear), torch.optim.AdamW and clip_grad_norm_,
-  with the same schedule, batches of the same size, the same periodic
-  validation, and the same initialisation scheme (GPT-2's).
+  with the same schedule, the same batches, the same periodic validation,
+  and the same initial weights: GPT-2's initialisation draws its matrices
+  in the same order and shapes as u06's GPT (the fused q|k|v matrix takes
+  the draws of q, k and v in turn), so the two runs differ only by float
+  rounding, and their validation losses agree to about 1e-4 when both
+  compute the same thing. A larger difference means one of them is wrong.
 
 It prints for each the milliseconds per optimiser step (the training steps
 alone), the wall time of the whole run (steps, periodic evaluation and, for

@@ -32,7 +32,8 @@ SHAPE = dict(block_size=32, n_layer=2, n_head=4, d_model=64, d_ff=256, dropout=0
 TRAIN = dict(batch_size=16, block_size=32, max_iters=250, max_lr=3e-3, min_lr=3e-4, warmup_iters=20,
              cosine_iters=250, weight_decay=0.1, betas=(0.9, 0.99), max_norm=1.0, precision="fp32",
              eval_interval=10 ** 9, eval_iters=1, checkpoint_interval=10 ** 9, seed=0, progress=False)
-# Held-out loss (nats per character) of the reference solution after TRAIN, measured once:
+# Held-out loss (nats per character) of the reference solution after TRAIN, measured once by
+# `python tests/measure_u09.py` in the course kit:
 # 0.73 (an untrained model: ln(vocabulary) = 3.61). The test asks for half of that way.
 REFERENCE_LOSS = 0.73
 
