@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from grader.course import CourseError, load_course
+
 from kit import ROOT, llmfs
 
 GOOD_UNIT = '''

@@ -14,11 +14,12 @@ import sys
 import zipfile
 
 import pytest
-from kit import ROOT, llmfs
 
 from grader import corpora
 from grader.course import load_course
 from grader.data_cmd import data_module
+
+from kit import ROOT, llmfs
 
 try:
     import tomllib

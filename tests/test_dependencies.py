@@ -13,6 +13,7 @@ import pytest
 
 from grader.course import load_course
 from grader.scoring import dependency_note
+
 from kit import ROOT, llmfs, plant_mutant
 
 CAUSAL_BUG = ("torch.tril(torch.ones(T, T, dtype=torch.bool))",

@@ -27,6 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from grader import forbid
 from grader.course import load_course
 from grader.targets import resolve_target
+
 from kit import ROOT
 
 COURSE = load_course(ROOT / "course.toml")

@@ -12,6 +12,7 @@ import torch
 
 from grader.course import load_course
 from grader.targets import load_package, resolve_target
+
 from kit import ROOT
 
 PACKAGE = "scratchllm_gpt_trains"

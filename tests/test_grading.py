@@ -15,9 +15,10 @@ import socket
 
 import pytest
 
+from grader.course import load_course
+
 import adversarial as adv
 from course_copy import allow_imports, copy_course
-from grader.course import load_course
 from kit import ROOT, llmfs
 
 IS_ROOT = os.geteuid() == 0

@@ -15,10 +15,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from kit import ROOT, llmfs
 
 from grader import intake
 from grader.course import load_course
+
+from kit import ROOT, llmfs
 
 COURSE = load_course(ROOT / "course.toml")
 REFERENCE = (ROOT / "solutions" / "scratchllm" / "attention.py").read_bytes()

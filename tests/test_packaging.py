@@ -6,6 +6,7 @@ import tomllib
 
 from grader.course import load_course
 from grader.release import plan_release, student_pyproject
+
 from kit import ROOT
 
 

@@ -5,6 +5,7 @@ import ast
 import pytest
 
 from grader.todos import read_source
+
 from kit import ROOT
 
 SOLUTIONS = sorted((ROOT / "solutions" / "scratchllm").glob("*.py"))

@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from kit import llmfs
 
 from grader.report import MAX_MESSAGE, csv_row, printable, to_json, to_text
 from grader.scoring import Grade, TestScore, UnitScore
 from grader.testing import Mismatch, assert_close, assert_equal
+
+from kit import llmfs
 
 # What a student's exception message or file name may hold to fool a terminal or a reader:
 # clear the screen and colour, a carriage return that overwrites the line, a backspace, a bidi

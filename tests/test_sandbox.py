@@ -19,13 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import adversarial as adv
 import pytest
+
+from grader.judge import UID_BASE
+
+import adversarial as adv
 import sandbox_attacks as sa
 from course_copy import copy_course
 from kit import ROOT, llmfs
-
-from grader.judge import UID_BASE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the cgroup and namespace sandbox is root's (CI runs as root)")
 UNIT = "u04"

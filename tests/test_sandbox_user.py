@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from grader.sandbox import user_namespaces_work
+
 import adversarial as adv
 import sandbox_attacks as sa
 from course_copy import copy_course
-from grader.sandbox import user_namespaces_work
 from kit import ROOT
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a throwaway user (CI runs as root)")

@@ -6,6 +6,7 @@ from grader.course import load_course
 from grader.report import to_dict, to_text
 from grader.results import TestResult
 from grader.scoring import HIDDEN_WITHHELD, score
+
 from kit import ROOT, llmfs
 
 COURSE = load_course(ROOT / "course.toml")

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from grader.course import load_course
 from grader.plots import plot_history
 from grader.targets import load_package, resolve_target
+
 from kit import ROOT
 
 PACKAGE = "scratchllm_u07_trains"

@@ -7,6 +7,7 @@ not with an import error, a fixture error or a typo in the test.
 import pytest
 
 from grader.course import load_course
+
 from kit import ROOT, llmfs, run_course_tests
 
 COURSE = load_course(ROOT / "course.toml")

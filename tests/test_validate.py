@@ -13,8 +13,17 @@ import textwrap
 import pytest
 
 from grader.course import load_course
-from grader.validate import (UnitCheck, check_course_files, check_modules, check_scans, hidden_test_files,
-                             public_test_files, scan_test_file, unit_of_file)
+from grader.validate import (
+    UnitCheck,
+    check_course_files,
+    check_modules,
+    check_scans,
+    hidden_test_files,
+    public_test_files,
+    scan_test_file,
+    unit_of_file,
+)
+
 from course_copy import copy_course
 from kit import ROOT, llmfs
 

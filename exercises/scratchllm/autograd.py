@@ -54,7 +54,6 @@ import math
 
 import numpy as np
 
-
 # ---------------------------------------------------------------- layers
 
 class Linear:
