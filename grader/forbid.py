@@ -349,7 +349,7 @@ class _Scan:
                 node = node.value
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" \
                     and len(node.args) == 2 and not node.keywords and _literal_name(node):
-                parts.append(node.args[1].value)
+                parts.append(_literal(node.args[1]))
                 node = node.args[0]
             else:
                 break
@@ -557,12 +557,18 @@ class _Scan:
             self.report(node, "type(name, bases, namespace) builds a class the grader cannot check; write a "
                               "class statement")
         if isinstance(f, ast.Name) and f.id in ATTRIBUTE_BUILTINS and _literal_name(node):
-            self.visit_attribute(node, node.args[0], node.args[1].value)
+            self.visit_attribute(node, node.args[0], _literal(node.args[1]))
         for kw in node.keywords:
             if kw.arg in SAFE_LITERALS:
                 safe = SAFE_LITERALS[kw.arg]
                 if not (isinstance(kw.value, ast.Constant) and kw.value.value is safe):
                     self.report(node, f"{kw.arg} must be written {safe}: loading pickled objects can run any code")
+
+
+def _literal(node: ast.expr) -> str:
+    """The string of a constant the caller has checked is one (see `_literal_name`)."""
+    assert isinstance(node, ast.Constant) and isinstance(node.value, str)
+    return node.value
 
 
 def _literal_name(call: ast.Call) -> bool:
