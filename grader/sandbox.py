@@ -281,10 +281,18 @@ def no_new_privs() -> None:
     _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(no_new_privs)")
 
 
-def die_with_parent() -> None:
-    """SIGKILL this process when its parent dies (the judge, or the process above)."""
+def die_with_parent(parent_alive: int | None = None) -> None:
+    """SIGKILL this process when its parent dies (the judge, or the process above).
+
+    If the parent died before the request took effect, exit now. The parent's
+    pid tells, except for PID 1 of a namespace, whose parent is outside it:
+    that one passes `parent_alive`, the read end of a pipe whose write end
+    only the parent holds (end of file means the parent is gone)."""
+    import select
     import signal
     parent = os.getppid()
     _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the request took effect
+    if os.getppid() != parent:
+        os._exit(1)
+    if parent_alive is not None and select.select([parent_alive], [], [], 0)[0]:
         os._exit(1)

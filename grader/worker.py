@@ -226,13 +226,18 @@ def run(fd_in: int, fd_out: int, init: dict) -> None:
         # A user namespace keeps counting processes against the real user: count them while we still can.
         existing = sandbox.processes_of_this_user() if mode == "userns" else None
         sandbox.enter_namespaces(user=mode == "userns")
+        # The outer process holds the write end of this pipe until it dies: its end of
+        # file tells the namespace's PID 1 (which cannot see its parent's pid) that it is alone.
+        outer_alive, outer_holds = os.pipe()
         init_pid = os.fork()
         if init_pid:
+            os.close(outer_alive)
             write_frame(fd_out, wire.encode({"ok": True, "host_pid": init_pid}))
             for fd in (fd_in, fd_out):
                 os.close(fd)
             os._exit(_reap_until(init_pid))
-        sandbox.die_with_parent()
+        os.close(outer_holds)
+        sandbox.die_with_parent(outer_alive)
         sandbox.build_root(init["new_root"], staged, sandbox.Path(init["course_root"]))
         server.package_dir = f"{sandbox.SANDBOX_HOME}/{init['package']}"
         os.makedirs(sandbox.SANDBOX_WORKDIR, exist_ok=True)
@@ -250,13 +255,14 @@ def run(fd_in: int, fd_out: int, init: dict) -> None:
             sandbox.no_new_privs()
             sandbox.limit_processes(int(limits["processes"]), existing)
             who = "unprivileged user namespace (no capabilities, mounts locked)"
-        sandbox.die_with_parent()  # again: a change of credentials clears it
+        sandbox.die_with_parent(outer_alive)  # again: a change of credentials cleared it
         server_pid = os.fork()
         if server_pid:
             for fd in (fd_in, fd_out, 0, 1, 2):
                 os.close(fd)
             os._exit(_reap_until(server_pid))
-        sandbox.die_with_parent()
+        sandbox.die_with_parent()  # if PID 1 dies, the kernel kills the whole namespace anyway
+        os.close(outer_alive)
         isolation.in_force += ["network off (own network namespace)",
                                "hidden files unreachable (own root filesystem; no course folder)",
                                who,

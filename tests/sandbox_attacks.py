@@ -93,8 +93,8 @@ shm_id = libc.shmget(0, 48 << 20, 0o1000 | 0o600)  # IPC_PRIVATE, 48 MB, IPC_CRE
 worked = False  # the segment is the attack: it must not outlive the sandbox
 """)
 
-# A result far larger than any reply may be.
-HUGE_REPLY = with_causal_mask("return torch.ones(T, 64 << 20, dtype=torch.bool)")
+# A result larger than any reply may be (40 MB; replies are capped at 32 MB).
+HUGE_REPLY = with_causal_mask("return torch.ones(40 << 20, dtype=torch.bool)")
 
 # Thirty busy processes for the rest of this submission's grading: they must slow
 # only this submission, never a neighbour graded at the same time.

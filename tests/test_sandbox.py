@@ -165,22 +165,33 @@ def test_nothing_is_left_behind(batch):
 def test_the_sandbox_dies_with_the_judge(tmp_path):
     course = sandbox_course(tmp_path)
     sub = adv.write_submission(tmp_path, "sleeper", sa.SLEEPER)
-    assert not sandbox_processes()
     judge = subprocess.Popen([sys.executable, "-m", "grader", "--course", str(course / "course.toml"), "grade",
                               str(sub), "--unit", UNIT], cwd=ROOT, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
+    uid = UID_BASE + judge.pid % 100_000  # the sandbox uid this judge gives its workers
+
+    def its_sandbox() -> list[int]:
+        return [pid for pid in sandbox_processes() if _uid(pid) == uid]
+
     try:
         deadline = time.monotonic() + 120
-        while not sandbox_processes() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert sandbox_processes(), "the sandbox never started"
+        while not its_sandbox() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert its_sandbox(), "the sandbox never started"
     finally:
-        judge.send_signal(signal.SIGKILL)
+        judge.send_signal(signal.SIGKILL)  # as soon as its sandbox exists: the likeliest race
         judge.wait()
     deadline = time.monotonic() + 15
-    while sandbox_processes() and time.monotonic() < deadline:
+    while its_sandbox() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not sandbox_processes(), "sandbox processes outlived the judge"
+    assert not its_sandbox(), "sandbox processes outlived the judge"
+
+
+def _uid(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
 
 
 def test_without_isolation_hidden_tests_are_not_graded_unless_insecure():
