@@ -221,11 +221,18 @@ def drop_capabilities() -> None:
 
 
 def build_root(new_root: str, staged: str, course_root: Path, tmpfs_mb: int = TMPFS_MB) -> None:
-    """Make `new_root` a minimal filesystem and chroot into it (root, in a new mount ns)."""
+    """Make `new_root` a minimal filesystem and pivot into it (in a new mount namespace)."""
     libc = _libc()
     _mount(libc, "none", "/", None, MS_REC | MS_PRIVATE)
     os.makedirs(new_root, exist_ok=True)
     _mount(libc, "llmfs", new_root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
+    for d in ("/tmp", "/dev/shm", "/proc"):
+        os.makedirs(new_root + d, exist_ok=True)
+    # The only writable places: /tmp and /dev/shm, size-capped, thrown away with the sandbox.
+    # Mounted first, so that what is bound below them (a virtual environment in /tmp, as
+    # CI makes) stays visible on top.
+    _mount(libc, "llmfs-tmp", new_root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=1777")
+    _mount(libc, "llmfs-shm", new_root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=1777")
 
     def bind(src: str, dst_rel: str | None = None, readonly: bool = True, is_file: bool = False):
         dst = new_root + (dst_rel if dst_rel is not None else src)
@@ -249,11 +256,6 @@ def build_root(new_root: str, staged: str, course_root: Path, tmpfs_mb: int = TM
         if os.path.exists(f"/dev/{dev}"):
             bind(f"/dev/{dev}", readonly=False, is_file=True)
     bind(staged, SANDBOX_HOME)
-    for d in ("/tmp", "/dev/shm", "/proc"):
-        os.makedirs(new_root + d, exist_ok=True)
-    # The only writable places: /tmp and /dev/shm, size-capped, thrown away with the sandbox.
-    _mount(libc, "llmfs-tmp", new_root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=1777")
-    _mount(libc, "llmfs-shm", new_root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_mb}m,mode=1777")
     _mount(libc, "proc", new_root + "/proc", "proc", MS_NOSUID | MS_NODEV)
     # pivot_root, not chroot: the old root leaves the mount namespace entirely,
     # so there is nothing outside the new root to climb back to.
