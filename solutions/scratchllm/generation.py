@@ -162,7 +162,7 @@ class KVCache:
     (B, n_heads, length, head_dim): RoPE already applied to the keys.
     """
 
-    def __init__(self, n_layer: int):
+    def __init__(self, n_layer: int):  # llmfs: given
         self.keys: list[Tensor | None] = [None] * n_layer
         self.values: list[Tensor | None] = [None] * n_layer
 
