@@ -67,7 +67,7 @@ from .course import Course, load_course, unit_of_test_file
 try:  # Python 3.11+
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[no-redef]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SKIP_NAMES = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis", ".mypy_cache",
@@ -310,11 +310,9 @@ def _functions(tree: ast.AST, prefix: str = ""):
             yield from _functions(child, prefix)
 
 
-def _declared_given(fn: ast.AST, lines: list[str]) -> bool:
+def _declared_given(fn: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str]) -> bool:
     """`# llmfs: given` on the def line (or its decorators or signature lines)."""
-    first = min([fn.lineno, *(d.lineno for d in fn.decorator_list)])
-    last = max(fn.lineno, fn.body[0].lineno - 1)
-    return any(GIVEN_PRAGMA in line for line in lines[first - 1:last])
+    return _declared(fn, lines, GIVEN_PRAGMA)
 
 
 @dataclass
@@ -507,11 +505,12 @@ def _does_maths(fn: ast.AST) -> bool:
     return False
 
 
-def _is_fixture(fn: ast.AST) -> bool:
+def _is_fixture(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return any("fixture" in _dump(d) for d in fn.decorator_list)
 
 
-def _declared(fn: ast.AST, lines: list[str], pragma: str) -> bool:
+def _declared(fn: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str], pragma: str) -> bool:
+    """`# <pragma>` on the def line (or its decorators or signature lines)."""
     first = min([fn.lineno, *(d.lineno for d in fn.decorator_list)])
     last = max(fn.lineno, fn.body[0].lineno - 1)
     return any(pragma in line for line in lines[first - 1:last])

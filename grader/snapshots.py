@@ -169,6 +169,7 @@ def generate(test_file: Path, package: ModuleType) -> dict:
 def _import_test_file(path: Path) -> ModuleType:
     name = f"_llmfs_snapshot_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, f"cannot import {path}"
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
