@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from grader import cli
+
 from kit import ROOT
 
 COURSE = str(ROOT / "course.toml")

@@ -14,12 +14,12 @@ instead of averaged, move parameters by ~1e-3.
 
 import os
 
-import pytest
 import torch
 import torch.multiprocessing as mp
 
 from grader.course import load_course
 from grader.targets import load_package, resolve_target
+
 from kit import ROOT
 
 PACKAGE = "scratchllm_ddp"
