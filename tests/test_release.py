@@ -23,9 +23,21 @@ from pathlib import Path
 import pytest
 
 from grader.course import load_course
-from grader.release import (ORACLE_PRAGMA, ReleaseError, check_out_folder, find_leaks, forbidden_builtins, is_trivial,
-                            oracle_leaks, oracle_suspects, plan_release, planned_unit_of, release)
+from grader.release import (
+    ORACLE_PRAGMA,
+    ReleaseError,
+    check_out_folder,
+    find_leaks,
+    forbidden_builtins,
+    is_trivial,
+    oracle_leaks,
+    oracle_suspects,
+    plan_release,
+    planned_unit_of,
+    release,
+)
 from grader.todos import read_source, todo_functions
+
 import course_copy
 from kit import ROOT, llmfs
 

@@ -14,7 +14,8 @@ import sys
 import torch
 
 from grader.course import load_course
-from grader.snapshots import differences, encode, read, snapshot_path, files_with_snapshots
+from grader.snapshots import differences, encode, files_with_snapshots, read, snapshot_path
+
 from kit import ROOT
 
 
