@@ -132,22 +132,27 @@ def test_an_attack_scores_exactly_its_honest_part(batch, attack, control_name, a
     assert all(t["name"].startswith(attacked) for t in got["tests"] if t["status"] != "passed")
 
 
-@pytest.mark.parametrize("attack, words", [
-    ("hang", "3 s of CPU time"),
-    ("sys_exit", "sys.exit(0)"),
-    ("os_exit", "worker exited with code 0 during the call"),
-    ("crash", "segmentation fault"),
-    ("base_exception", "Escape"),
-    ("keyboard_interrupt", "KeyboardInterrupt"),
-    ("memory_bomb", "MemoryError"),
-    ("always_equal", "not plain data"),
-    ("tensor_subclass", "torch.Tensor subclass"),
-    ("float_subclass", "float subclass"),
+# (attack, what a public test says, what a hidden test says). A hidden test shows the
+# grader's own words, or the type of the student's exception and its line: never text
+# the student's code chose (a message, a class's qualified name).
+@pytest.mark.parametrize("attack, public, hidden", [
+    ("hang", "3 s of CPU time", "3 s of CPU time"),
+    ("sys_exit", "sys.exit(0)", "your code raised SystemExit at scratchllm/attention.py line"),
+    ("os_exit", "worker exited with code 0 during the call", "worker exited with code 0 during the call"),
+    ("crash", "segmentation fault", "segmentation fault"),
+    ("base_exception", "Escape", "your code raised Escape at scratchllm/attention.py line"),
+    ("keyboard_interrupt", "KeyboardInterrupt", "your code raised KeyboardInterrupt at"),
+    ("memory_bomb", "MemoryError", "your code raised MemoryError at"),
+    ("always_equal", "not plain data", "not plain data"),
+    ("tensor_subclass", "torch.Tensor subclass", "your code returned something that is not plain data"),
+    ("float_subclass", "float subclass", "your code returned something that is not plain data"),
 ])
-def test_failures_are_explained_plainly(batch, attack, words):
+def test_failures_are_explained_plainly(batch, attack, public, hidden):
     attacked = CAUSAL if attack in adv.ATTACKS else HEADS
-    messages = [t["message"] for t in attacked_tests(batch["reports"][attack], attacked)]
-    assert messages and all(words in m for m in messages), messages
+    tests = attacked_tests(batch["reports"][attack], attacked)
+    assert tests
+    for t in tests:
+        assert (hidden if t["hidden"] else public) in t["message"], t
 
 
 def test_the_grader_survives_bombs_and_floods(batch):
@@ -163,7 +168,10 @@ def test_the_stubs_and_syntax_errors_score_zero_with_the_error_shown(batch):
     assert r["score"] == 0
     assert all("SyntaxError" in t["message"] and "line" in t["message"] for t in r["tests"]), r["tests"][0]
     r = batch["reports"]["raises_at_import"]
-    assert r["score"] == 0 and all("broken at import" in t["message"] for t in r["tests"])
+    assert r["score"] == 0
+    for t in r["tests"]:
+        words = "your package could not be imported: RuntimeError at" if t["hidden"] else "broken at import"
+        assert words in t["message"], t
 
 
 def test_forbidden_apis_fail_the_unit_naming_call_and_line(batch):
@@ -172,7 +180,12 @@ def test_forbidden_apis_fail_the_unit_naming_call_and_line(batch):
     assert all("scaled_dot_product_attention" in t["message"] and "line" in t["message"] for t in r["tests"])
     r = batch["reports"]["runtime_forbidden"]
     failed = [t for t in r["tests"] if t["status"] != "passed"]
-    assert failed and all("aten::_log_softmax" in t["message"] and "unit u04" in t["message"] for t in failed)
+    assert failed and any(not t["hidden"] for t in failed)
+    for t in failed:
+        if t["hidden"]:
+            assert "your code raised ForbiddenOperatorError at scratchllm/attention.py line" in t["message"], t
+        else:
+            assert "aten::_log_softmax" in t["message"] and "unit u04" in t["message"], t
     assert all(t["status"] == "failed" for t in attacked_tests(r, "test_sdpa"))
     assert all(t["status"] == "passed" for t in attacked_tests(r, "test_softmax"))  # the honest part
 
