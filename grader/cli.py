@@ -18,7 +18,7 @@ from .targets import TargetError
 
 # Modules that define a subcommand, in the order `llmfs --help` lists them.
 COMMANDS = ("grader.check", "grader.grade", "grader.batch", "grader.validate", "grader.release", "grader.data_cmd",
-            "grader.train_cmd")
+            "grader.train_cmd", "grader.export")
 
 
 def build_parser() -> argparse.ArgumentParser:
