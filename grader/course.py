@@ -28,6 +28,7 @@ TEST_FILE = re.compile(r"^test_(u\d\d)_")  # a course test file (or its data), a
 MODULE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 STATUSES = ("ready", "planned")
 DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+GITHUB_REPO = re.compile(r"^https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 OPERATOR = re.compile(r"^[a-z_][a-z0-9_]*::[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)?\*?$")
 
 
@@ -84,6 +85,8 @@ class Course:
     units: tuple[Unit, ...] = field(default_factory=tuple)
     imports: Imports = field(default_factory=Imports)
     file: Path | None = None  # the course.toml this was read from
+    repository: str = ""      # "https://github.com/OWNER/REPO": where notebooks clone the kit from
+    branch: str = "main"      # the branch their "Open in Colab" links point at
 
     @property
     def path(self) -> Path:
@@ -276,8 +279,13 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
     chk.table(data, "", {"course": dict, "defaults": dict, "imports": dict, "unit": list}, {"course", "unit"},
               lambda k: loc.line(k) if k else 1)
 
-    course = chk.table(data["course"], "course", {"name": str, "package": str}, {"name", "package"},
-                       lambda k: loc.line("course", key=k))
+    course = chk.table(data["course"], "course", {"name": str, "package": str, "repository": str, "branch": str},
+                       {"name", "package"}, lambda k: loc.line("course", key=k))
+    repository = course.get("repository", "").rstrip("/")
+    if repository and not GITHUB_REPO.match(repository):
+        raise chk.fail("course.repository", loc.line("course", key="repository"),
+                       f"{repository!r} is not a GitHub repository address like https://github.com/OWNER/REPO "
+                       "(Colab opens notebooks only from GitHub)")
     defaults = _limits(chk, data.get("defaults", {}), "defaults", Limits(),
                        lambda k: loc.line("defaults", key=k))
 
@@ -358,7 +366,8 @@ def parse_course(text: str, path: Path, check_modules: bool = True) -> Course:
                                f"module {mod!r} already belongs to unit {owners[mod]!r}")
             owners[mod] = u.id
     return Course(name=course["name"], package=course["package"], root=root,
-                  defaults=defaults, units=tuple(units), file=path, imports=imports)
+                  defaults=defaults, units=tuple(units), file=path, imports=imports,
+                  repository=repository, branch=course.get("branch", "main"))
 
 
 def unit_of_test_file(name: str) -> str | None:
