@@ -10,8 +10,9 @@ A ready unit's notebook lives beside its reading, in two forms:
 ``python -m grader.notebook_sync`` lists every way the two disagree (and exits 1);
 ``--write`` regenerates each .ipynb from its source. It also holds each notebook's
 first code cell to `setup_cell` (the one way a notebook sets itself up, in Colab or
-not) and each reading to its "Open in Colab" link, both built from course.toml's
-``repository`` and ``branch``. Needs the ``notebooks`` extra (jupytext).
+not), and each reading and the README's table of notebooks to the notebook's "Open in
+Colab" link, all built from course.toml's ``repository`` and ``branch``. Needs the
+``notebooks`` extra (jupytext).
 """
 
 from __future__ import annotations
@@ -131,6 +132,10 @@ def problems(course: Course) -> list[str]:
         reading = nb.reading.read_text(encoding="utf-8") if nb.reading.is_file() else ""
         if colab_url(course, nb) not in reading:
             found.append(f"{rel}/README.md has no \"Open in Colab\" link to {colab_url(course, nb)}")
+    readme = course.root / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    found += [f"README.md has no \"Open in Colab\" link to {colab_url(course, nb)}"
+              for nb in notebooks(course) if colab_url(course, nb) not in text]
     return found
 
 

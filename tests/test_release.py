@@ -112,6 +112,8 @@ def test_the_release_has_what_students_need(out):
         readings = [p.name for p in (COURSE.exercises / "units").glob(f"{unit.id}_*")]
         for r in readings:
             assert (out / "exercises" / "units" / r / "README.md").is_file(), f"{unit.id}: reading {r} missing"
+            for notebook in (f"{r}.ipynb", f"{r}.py"):  # the notebook ships, as Colab opens it
+                assert (out / "exercises" / "units" / r / notebook).is_file(), f"{unit.id}: {notebook} missing"
     if (ROOT / "datasets").is_dir():
         assert (out / "datasets").is_dir()
 
