@@ -10,7 +10,10 @@ selected test passed and no rule is broken.
 
 from __future__ import annotations
 
+import io
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from .course import Course
 from .forbid import unit_problems
@@ -34,8 +37,47 @@ def _run_public_tests(course: Course, unit_ids: list[str], target_spec: str,
     return list(collector.results.values()), collector.collect_errors
 
 
-def check(course: Course, unit_id: str | None = None, target_spec: str = "exercises",
-          verbose: bool = False, out=sys.stdout) -> int:
+@dataclass
+class FailedTest:
+    name: str
+    status: str   # failed | error | skipped | notrun
+    message: str  # the public message in full: what differs, where, with what values, and the hint
+
+
+@dataclass
+class UnitCheck:
+    """One unit's line of the self-check, computed once and shown as text or HTML."""
+    id: str
+    title: str
+    passed: int
+    total: int
+    depends_note: str = ""            # "u05 uses your u04 (attention.py), which fails 3 tests: fix u04 first"
+    problems: list[str] = field(default_factory=list)     # the static rules this unit's modules break
+    todos: list[str] = field(default_factory=list)        # "attention.softmax": functions left TODO
+    not_started: list[str] = field(default_factory=list)  # tests failing with NotImplementedError
+    failed: list[FailedTest] = field(default_factory=list)  # the other failing tests
+
+    @property
+    def ok(self) -> bool:
+        return self.total > 0 and self.passed == self.total and not self.problems
+
+
+@dataclass
+class CheckReport:
+    target: str  # as the student named it: exercises, solutions, or a folder
+    units: list[UnitCheck]
+    collect_errors: list[tuple[str, str]]  # (test file, pytest's error)
+    passed: int
+    total: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.collect_errors and all(u.ok for u in self.units)
+
+
+def run_check(course: Course, unit_id: str | None = None, target_spec: str = "exercises",
+              verbose: bool = False) -> CheckReport:
+    """Run the public tests of one unit (or every ready unit) and gather what each unit shows."""
     units = [course.unit(unit_id)] if unit_id else list(course.ready_units)
     target: Target = resolve_target(course, target_spec)
     one_thread()  # as under `llmfs grade`, so that both take the same time
@@ -50,47 +92,65 @@ def check(course: Course, unit_id: str | None = None, target_spec: str = "exerci
     for r in [*results, *dep_results]:
         failing[r.unit or ""] = failing.get(r.unit or "", 0) + (r.outcome != "passed")
 
-    print(f"Checking {target.label} against the public tests\n", file=out)
-    print(f"{'unit':<6} {'passed':>8}  title", file=out)
-    all_ok = not errors
     package_modules = sorted({p.stem for d in target.dirs for p in d.glob("*.py")})
+    rows = []
     for u in units:
         mine = [r for r in results if r.unit == u.id]
         passed = sum(r.outcome == "passed" for r in mine)
-        problems = unit_problems(course, u, target.module_file, package_modules)
-        all_ok &= bool(mine) and passed == len(mine) and not problems
-        print(f"{u.id:<6} {passed:>3}/{len(mine):<4}  {u.title}", file=out)
-        note = dependency_note(course, u.id, failing) if passed < len(mine) else ""
-        if note:
-            print(f"       ! {note}", file=out)
-        if problems:
-            print("       the grader would fail every test of this unit (docs: What a student module may use):",
-                  file=out)
-            for v in problems:
-                print(f"       ! {v}", file=out)
-        todos = [f"{m}.{name}" for m in u.modules
-                 for f in [target.module_file(m)] if f is not None for name in todo_functions(f)]
-        if todos:
-            print(f"       left TODO: {', '.join(todos)}", file=out)
-        if not mine:
-            print("       (no public tests found for this unit)", file=out)
         failed = [r for r in mine if r.outcome != "passed"]
         not_started = [r for r in failed if r.exc_type == "NotImplementedError"]
-        if not_started:
-            print(f"       {len(not_started)} failing with NotImplementedError (not written yet)", file=out)
-        for r in failed:
-            if r not in not_started and not verbose:
-                # What differs, where and with what values, and the hint: the public message in full.
-                lines = public_message(r).strip().splitlines() or [r.outcome]
-                print(f"       x {r.name}: {lines[0][:200]}", file=out)
-                for line in lines[1:4]:
-                    print(f"           {line[:200]}", file=out)
-    for nodeid, text in errors:
-        print(f"\nerror collecting {nodeid}:\n{text.strip()[-800:]}", file=out)
-    total = len(results)
-    passed = sum(r.outcome == "passed" for r in results)
-    print(f"\n{passed}/{total} tests passed" + ("" if all_ok else "; run with -v for the details"), file=out)
-    return 0 if all_ok else 1
+        rows.append(UnitCheck(
+            u.id, u.title, passed, len(mine),
+            depends_note=dependency_note(course, u.id, failing) if passed < len(mine) else "",
+            problems=[str(v) for v in unit_problems(course, u, target.module_file, package_modules)],
+            todos=[f"{m}.{name}" for m in u.modules
+                   for f in [target.module_file(m)] if f is not None for name in todo_functions(f)],
+            not_started=[r.name for r in not_started],
+            failed=[FailedTest(r.name, r.outcome, public_message(r)) for r in failed if r not in not_started]))
+    return CheckReport(target.label, rows, list(errors), sum(r.outcome == "passed" for r in results), len(results))
+
+
+def to_text(report: CheckReport, verbose: bool = False) -> str:
+    """The self-check as the terminal shows it (with -v, pytest has shown the failures already)."""
+    out = io.StringIO()
+    w = out.write
+    w(f"Checking {report.target} against the public tests\n\n")
+    w(f"{'unit':<6} {'passed':>8}  title\n")
+    for u in report.units:
+        w(f"{u.id:<6} {u.passed:>3}/{u.total:<4}  {u.title}\n")
+        if u.depends_note:
+            w(f"       ! {u.depends_note}\n")
+        if u.problems:
+            w("       the grader would fail every test of this unit (docs: What a student module may use):\n")
+            for v in u.problems:
+                w(f"       ! {v}\n")
+        if u.todos:
+            w(f"       left TODO: {', '.join(u.todos)}\n")
+        if not u.total:
+            w("       (no public tests found for this unit)\n")
+        if u.not_started:
+            w(f"       {len(u.not_started)} failing with NotImplementedError (not written yet)\n")
+        for t in [] if verbose else u.failed:
+            lines = t.message.strip().splitlines() or [t.status]
+            w(f"       x {t.name}: {lines[0][:200]}\n")
+            for line in lines[1:4]:
+                w(f"           {line[:200]}\n")
+    for nodeid, text in report.collect_errors:
+        w(f"\nerror collecting {nodeid}:\n{text.strip()[-800:]}\n")
+    w(f"\n{report.passed}/{report.total} tests passed" + ("" if report.ok else "; run with -v for the details") + "\n")
+    return out.getvalue()
+
+
+def check(course: Course, unit_id: str | None = None, target_spec: str = "exercises",
+          verbose: bool = False, out=sys.stdout, html: str | Path | None = None) -> int:
+    report = run_check(course, unit_id, target_spec, verbose)
+    out.write(to_text(report, verbose))
+    if html is not None:
+        from .html_report import check_html
+
+        Path(html).write_text(check_html(report), encoding="utf-8")
+        out.write(f"HTML report written to {html}\n")
+    return 0 if report.ok else 1
 
 
 def register(sub) -> None:
@@ -102,6 +162,8 @@ def register(sub) -> None:
     p.add_argument("--target", default="exercises",
                    help="'exercises' (default), 'solutions', or a folder holding scratchllm/")
     p.add_argument("-v", "--verbose", action="store_true", help="show pytest's output with tracebacks")
+    p.add_argument("--html", metavar="FILE",
+                   help="also write the report as one self-contained web page to FILE (open it in a browser)")
     p.set_defaults(func=_main)
 
 
@@ -109,4 +171,4 @@ def _main(args) -> int:
     from .cli import course_from
 
     course = course_from(args)
-    return check(course, args.unit, args.target, verbose=args.verbose)
+    return check(course, args.unit, args.target, verbose=args.verbose, html=args.html)

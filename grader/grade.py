@@ -22,7 +22,8 @@ def register(sub) -> None:
     p.add_argument("submission", help="a folder or .zip holding scratchllm/, or 'solutions' / 'exercises'")
     p.add_argument("--unit", action="append", dest="units", metavar="UNIT",
                    help="grade only this unit (repeatable; default: every ready unit)")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
+    p.add_argument("--format", choices=("text", "json", "html"), default="text",
+                   help="report format (default text; html: one self-contained web page, best with --out)")
     p.add_argument("--out", metavar="FILE", help="write the report to FILE instead of standard output")
     p.add_argument("--isolation", choices=MODES, default="auto",
                    help="'auto' (default): 'root' as root, else 'userns' (the same sandbox in a user namespace) "
@@ -60,7 +61,12 @@ def _main(args) -> int:
     except GradingRefused as e:
         raise UserError(str(e)) from None
     g.submission = args.submission
-    text = report.to_json(g) if args.format == "json" else report.to_text(g)
+    if args.format == "html":
+        from .html_report import grade_html
+
+        text = grade_html(g)
+    else:
+        text = report.to_json(g) if args.format == "json" else report.to_text(g)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     else:
