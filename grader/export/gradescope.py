@@ -50,6 +50,7 @@ HIDDEN_VISIBILITIES = ("after_published", "after_due_date", "hidden")
 # from the file the course was read from). Anything else stays out: the kit's
 # tests, docs, benchmarks, and the data/ folder where corpora are prepared.
 TOP_FILES = ("pyproject.toml", "README.md", "LICENSE", "conftest.py")
+NEEDED_FILES = ("pyproject.toml", "README.md")  # `pip install -e` reads both
 TOP_FOLDERS = ("grader", "exercises", "solutions", "datasets")
 # Inside those folders: caches, version control and virtual environments
 # (also any folder holding a pyvenv.cfg) stay out.
@@ -186,6 +187,9 @@ def run_script(units: list[str] | None = None, hidden_visibility: str = "after_p
 def course_files(course: Course) -> list[tuple[str, Path]]:
     """(name in the zip, file) for every course file grading needs, in a stable order."""
     root = course.root
+    for name in NEEDED_FILES:
+        if not (root / name).is_file():
+            raise UserError(f"{root / name}: no such file; setup.sh installs the kit with pip, which needs it")
     files = [("course.toml", course.path)]
     files += [(name, root / name) for name in TOP_FILES if (root / name).is_file()]
     for top in TOP_FOLDERS:

@@ -76,13 +76,16 @@ def _has_package(folder: Path, package: str) -> bool:
 
 def accepted(package: str, modules: list[str]) -> str:
     """What a student may upload, in their terms."""
-    return ACCEPTED.format(package=package, modules=", ".join(f"{m}.py" for m in modules[:3]) + ", ...")
+    shown = ", ".join(f"{m}.py" for m in modules[:3]) + (", ..." if len(modules) > 3 else "")
+    return ACCEPTED.format(package=package, modules=shown)
 
 
-def arrange(submission: Path, scratch: Path, package: str, modules: list[str]) -> tuple[Path, list[str]]:
+def arrange(submission: Path, scratch: Path, package: str, modules: list[str],
+            upload: str = "") -> tuple[Path, list[str]]:
     """The path to hand to `llmfs grade` (a folder holding `package`/, or a .zip),
-    and notes on what was done. Reads `submission`; writes only under `scratch`."""
-    upload = accepted(package, modules)
+    and notes on what was done. Reads `submission`; writes only under `scratch`.
+    `upload` says what may be uploaded instead, when nothing here can be graded."""
+    upload = upload or accepted(package, modules)
     if not submission.is_dir():
         raise SubmissionError(f"no submission folder was found; upload {upload}")
     if _has_package(submission, package):
@@ -202,19 +205,19 @@ def run(root: Path, units: list[str], hidden_visibility: str, timeout_s: float |
     course = load_course(source / "course.toml")
     graded = units or [u.id for u in course.ready_units]
     modules = [m for u in course.ready_units for m in u.modules]
+    upload = accepted(course.package, [m for u in graded for m in course.unit(u).modules])
     limit = timeout_s if timeout_s is not None else course.defaults.submission_timeout_s + TIMEOUT_MARGIN_S
     scratch = Path(tempfile.mkdtemp(prefix="llmfs-gradescope-"))
     try:
         try:
-            target, notes = arrange(root / "submission", scratch / "upload", course.package, modules)
+            target, notes = arrange(root / "submission", scratch / "upload", course.package, modules, upload)
         except (SubmissionError, OSError) as e:
             reason = str(e) if isinstance(e, SubmissionError) else f"the upload could not be read ({e.strerror})"
             return failed_results(reason, time.monotonic() - start)
         data, reason = grade(source, target, graded, scratch / "grade.json", limit)
         if data is None:
             return failed_results(reason, time.monotonic() - start)
-        return to_results(data, hidden_visibility, notes, time.monotonic() - start,
-                          accepted(course.package, modules))
+        return to_results(data, hidden_visibility, notes, time.monotonic() - start, upload)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
