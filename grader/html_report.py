@@ -294,6 +294,9 @@ def check_html(report: CheckReport) -> str:
         rows.append(f'<tr class="unit {s}" id="unit-{_e(u.id)}" data-unit="{_e(u.id)}">'
                     f'<td class="id">{_e(u.id)}</td><td>{_e(u.title)}</td><td class="barcell">{bar}</td>'
                     f'<td class="num">{u.passed}/{u.total}</td><td class="status">{LABELS[s]}</td></tr>\n')
+        if u.depends_note:
+            rows.append(f'<tr class="detail" data-unit="{_e(u.id)}"><td></td><td colspan="4">'
+                        f"{_depends(u.depends_note)}</td></tr>\n")
     parts.append('<section id="units">\n<h2>Units</h2>\n<table>\n<thead><tr><th>Unit</th><th>Title</th>'
                  '<th>Tests passed</th><th class="num">Tests</th><th>Status</th></tr></thead>\n<tbody>\n'
                  + "".join(rows) + "</tbody>\n</table>\n</section>\n")
