@@ -6,6 +6,10 @@ the functions still left TODO, and every line the grader's static rules
 find (`grader.forbid.unit_problems`, the same scan `llmfs grade` runs):
 such a unit would score nothing when graded. Exit status 0 only if every
 selected test passed and no rule is broken.
+
+The results are gathered once (`run_check`, a `CheckReport`) and shown as
+text (`to_text`) and, with ``--html FILE``, also as a web page
+(`grader.html_report.check_html`).
 """
 
 from __future__ import annotations
