@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,46 +193,58 @@ class Run:
 
 
 class Progress:
-    """One line of progress on a terminal; a line per phase elsewhere."""
+    """One line of progress on a terminal, over every pytest child running at once;
+    elsewhere, a line as each child finishes."""
 
     def __init__(self, stream, enabled: bool = True):
         self.stream = stream
         self.enabled = enabled
         self.tty = enabled and hasattr(stream, "isatty") and stream.isatty()
-        self.label = ""
-        self.start = 0.0
-        self.done = self.total = 0
+        self.start = time.monotonic()
+        self.counts: dict[str, tuple[int, int]] = {}  # run label -> (done, total)
+        self.running: set[str] = set()
+        self._lock = threading.Lock()
         self._last = 0.0
 
     def begin(self, label: str) -> None:
-        self.label, self.start, self.done, self.total = label, time.monotonic(), 0, 0
-        if self.enabled and not self.tty:
-            print(f"validate: running the tests on {label} ...", file=self.stream, flush=True)
-        self._draw(force=True)
+        with self._lock:
+            self.counts[label] = (0, 0)
+            self.running.add(label)
+            self._draw(force=True)
 
-    def update(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
-        self._draw()
+    def update(self, label: str, done: int, total: int) -> None:
+        with self._lock:
+            self.counts[label] = (done, total)
+            self._draw()
 
     def _draw(self, force: bool = False) -> None:
         if not self.tty:
             return
         now = time.monotonic()
-        if not force and now - self._last < 0.1 and self.done < self.total:
+        if not force and now - self._last < 0.1:
             return
         self._last = now
-        count = f"{self.done}/{self.total} tests" if self.total else "collecting"
-        self.stream.write(f"\r\x1b[Kvalidate: {self.label}: {count}, {now - self.start:.0f}s")
+        done = sum(d for d, _ in self.counts.values())
+        total = sum(t for _, t in self.counts.values())
+        self.stream.write(f"\r\x1b[Kvalidate: {done}/{total} tests, {len(self.running)} pytest runs going, "
+                          f"{now - self.start:.0f}s")
         self.stream.flush()
 
-    def end(self) -> None:
-        if not self.enabled:
-            return
-        took = time.monotonic() - self.start
+    def end(self, label: str, seconds: float) -> None:
+        with self._lock:
+            self.running.discard(label)
+            if not self.enabled:
+                return
+            done, total = self.counts[label]
+            if self.tty:
+                self.stream.write("\r\x1b[K")
+            print(f"validate: {label}: {done}/{total} tests run in {seconds:.1f}s", file=self.stream, flush=True)
+            self._draw(force=True)
+
+    def close(self) -> None:
         if self.tty:
             self.stream.write("\r\x1b[K")
-        print(f"validate: {self.label}: {self.done}/{self.total} tests run in {took:.1f}s",
-              file=self.stream, flush=True)
+            self.stream.flush()
 
 
 def run_tests(course: Course, files: list[Path], target: str, progress: Progress, label: str) -> Run:
@@ -257,7 +270,7 @@ def run_tests(course: Course, files: list[Path], target: str, progress: Progress
             line = raw.decode("utf-8", "replace")
             step = read_progress(line)
             if step:
-                progress.update(*step)
+                progress.update(label, *step)
             else:
                 other.append(line)
 
@@ -266,8 +279,8 @@ def run_tests(course: Course, files: list[Path], target: str, progress: Progress
     out = stdout.read()
     proc.wait()
     reader.join()
-    progress.end()
     run.seconds = time.monotonic() - start
+    progress.end(label, run.seconds)
     try:
         data = json.loads(out.decode("utf-8"))
     except ValueError:
@@ -280,6 +293,32 @@ def run_tests(course: Course, files: list[Path], target: str, progress: Progress
     if usage:  # pytest refused to start (a bad option, a target it cannot load)
         run.failure = f"pytest could not run on {label}: {_last_line(usage[0])}"
     return run
+
+
+TARGETS = (("solutions", "the reference (solutions)"), ("exercises", "the stubs (exercises)"))
+
+
+def run_both(course: Course, files: list[Path], progress: Progress, jobs: int) -> tuple[Run, Run]:
+    """Every file on the reference and on the stubs, one pytest child per unit and target,
+    `jobs` at a time (the reference's first, the later units' first: they take longest),
+    merged into one Run per target."""
+    by_unit: dict[str, list[Path]] = {}
+    for f in files:
+        by_unit.setdefault(unit_of_file(f) or "", []).append(f)
+    tasks = [(target, f"{label}, {uid or 'no unit'}", fs)
+             for target, label in TARGETS for uid, fs in sorted(by_unit.items(), reverse=True)]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        runs = list(pool.map(lambda t: (t[0], run_tests(course, t[2], t[0], progress, t[1])), tasks))
+    progress.close()
+    merged = {target: Run(label) for target, label in TARGETS}
+    for target, run in runs:
+        whole = merged[target]
+        whole.results += run.results
+        whole.collect_errors += run.collect_errors
+        whole.seconds += run.seconds
+        if run.failure:
+            whole.failure = f"{whole.failure}\n{run.failure}" if whole.failure else run.failure
+    return merged["solutions"], merged["exercises"]
 
 
 # ---------------------------------------------------------------- checking
@@ -451,7 +490,7 @@ def check_course_files(course: Course) -> list[str]:
 
 
 def validate(course: Course, unit_id: str | None = None, out=sys.stdout, err=sys.stderr,
-             progress: bool = True) -> int:
+             progress: bool = True, jobs: int | None = None) -> int:
 
     if not (course.solutions / course.package).is_dir():
         raise UserError(f"validate needs the reference in {course.solutions / course.package}; "
@@ -480,8 +519,7 @@ def validate(course: Course, unit_id: str | None = None, out=sys.stdout, err=sys
     files = public + hidden
     started = time.monotonic()
     if files:
-        ref = run_tests(course, files, "solutions", bar, "the reference (solutions)")
-        stubs = run_tests(course, files, "exercises", bar, "the stubs (exercises)")
+        ref, stubs = run_both(course, files, bar, jobs or os.cpu_count() or 1)
     else:
         ref, stubs = Run("the reference"), Run("the stubs")
     for run in (ref, stubs):
@@ -536,6 +574,8 @@ def register(sub) -> None:
                                    "`reference` fixture. Exits 0 if no problem is found, 1 otherwise.")
     p.add_argument("--unit", metavar="UNIT", help="validate one unit, such as u04 (default: every ready unit)")
     p.add_argument("--no-progress", action="store_true", help="do not show progress on stderr")
+    p.add_argument("--jobs", type=int, metavar="N", default=None,
+                   help="pytest processes to run at once, one per unit and target (default: the number of CPUs)")
     p.set_defaults(func=_main)
 
 
@@ -543,4 +583,6 @@ def _main(args) -> int:
     from .cli import course_from
 
     course = course_from(args)
-    return validate(course, args.unit, progress=not args.no_progress)
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: give a number of processes, 1 or more")
+    return validate(course, args.unit, progress=not args.no_progress, jobs=args.jobs)
