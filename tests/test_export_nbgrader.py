@@ -15,9 +15,9 @@ nbgrader's Gradebook API). Students:
 - ``kill`` (u04): the solution cell kills the kernel (trap 3: a grade cell left
   without output would get full points).
 
-A second autograde, in a copy of that nbgrader course, runs with a stand-in
-``grader`` package first on PYTHONPATH that crashes or prints no JSON: the
-reference then scores 0, never full points. Trap 2 (nbgrader's 30 s cell
+A second export (u04) names a stand-in for the Python that runs ``llmfs
+grade`` (``--python``): it is killed, or prints no report. The reference then
+scores 0 under nbgrader, never full points. Trap 2 (nbgrader's 30 s cell
 timeout) is checked on the configuration nbgrader loads.
 
 Measured on the kit's 2-core machine: about 2.5 minutes for the whole file,
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -38,33 +37,27 @@ import pytest
 
 pytest.importorskip("nbgrader", reason="the nbgrader export's kit test needs the 'test' extra (nbgrader)")
 
-from course_copy import copy_course  # noqa: E402
-from kit import ROOT  # noqa: E402
-
 from grader.cli import main as llmfs  # noqa: E402
 from grader.course import load_course  # noqa: E402
 from grader.export import nbgrader as nbexport  # noqa: E402
+
+from course_copy import copy_course  # noqa: E402
+from kit import ROOT  # noqa: E402
 
 UNITS = ("u01", "u04")
 MODULE = {"u01": "autograd", "u04": "attention"}
 
 
-def _own_grader(course: Path) -> dict:
-    """The environment that runs the course copy's own grader package: `llmfs grade`
-    voids a grade when its grader's files change meanwhile, and the copy never does."""
-    return {**os.environ, "PYTHONPATH": str(course)}
-
-
-def _nbgrader(cwd: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+def _nbgrader(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True, text=True,
-                          encoding="utf-8", env=env, timeout=1200)
+                          encoding="utf-8", timeout=1200)
 
 
 def _llmfs_grade(course: Path, folder: Path) -> dict:
     """{unit: score} from `llmfs grade --format json` for the units under test."""
     proc = subprocess.run([sys.executable, "-m", "grader", "--course", str(course / "course.toml"), "grade",
                            str(folder), *[a for u in UNITS for a in ("--unit", u)], "--format", "json"],
-                          capture_output=True, text=True, encoding="utf-8", timeout=1200, env=_own_grader(course))
+                          capture_output=True, text=True, encoding="utf-8", timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {u["id"]: u["score"] for u in json.loads(proc.stdout)["units"]}
 
@@ -117,7 +110,7 @@ def graded(tmp_path_factory):
     planted.write_text(reference["u04"], encoding="utf-8")
 
     for u in UNITS:
-        proc = _nbgrader(nbc, _own_grader(course), "generate_assignment", u, "--force")
+        proc = _nbgrader(nbc, "generate_assignment", u, "--force")
         assert proc.returncode == 0, proc.stderr[-3000:]
     for u in UNITS:
         release = _read_nb(nbc / "release" / u / f"{u}.ipynb")
@@ -140,31 +133,32 @@ def graded(tmp_path_factory):
     _set_text(_solution_cells(kill)[0], "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
     _write_nb(nbc / "submitted/kill/u04/u04.ipynb", kill)
 
-    # Trap 3 again, on a copy: `llmfs grade` crashes, or prints no JSON.
+    # Trap 3 again, in a second export: the Python its grade cells run `llmfs grade` with
+    # stands in for a broken grader: it is killed, or it prints no report at all.
     broken = tmp / "broken"
-    shutil.copytree(nbc, broken, ignore=shutil.ignore_patterns("kill"))
-    for u in UNITS:
-        shutil.rmtree(broken / "submitted/stub" / u)
+    fake = tmp / "fake-python"
+    fake.write_text(f"#!{sys.executable}\n"
+                    "import os, signal, sys\n"
+                    "folder = sys.argv[sys.argv.index('grade') + 1]\n"
+                    "text = open(os.path.join(folder, 'scratchllm', 'attention.py'), encoding='utf-8').read()\n"
+                    "if '# crash' in text:\n"
+                    "    os.kill(os.getpid(), signal.SIGKILL)\n"
+                    "sys.exit(0)\n", encoding="utf-8")
+    fake.chmod(0o755)
+    nbexport.export(ours, broken, ["u04"], python=str(fake))
+    proc = _nbgrader(broken, "generate_assignment", "u04")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shutil.copytree(nbc / "submitted/ref/u04", broken / "submitted/ref/u04")
     crash = _read_nb(nbc / "submitted/ref/u04/u04.ipynb")
     [cell] = _solution_cells(crash)
     _set_text(cell, _text(cell) + "\n# crash\n")
     _write_nb(broken / "submitted/crash/u04/u04.ipynb", crash)
-    shim = tmp / "shim/grader"
-    shim.mkdir(parents=True)
-    (shim / "__init__.py").write_text("", encoding="utf-8")
-    (shim / "__main__.py").write_text(
-        "import os, signal, sys\n"
-        "folder = sys.argv[sys.argv.index('grade') + 1]\n"
-        "text = open(os.path.join(folder, 'scratchllm', 'attention.py'), encoding='utf-8').read()\n"
-        "if '# crash' in text:\n"
-        "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "sys.exit(0)  # no report at all\n", encoding="utf-8")
 
     logs = {}
     for u in UNITS:
-        proc = _nbgrader(nbc, _own_grader(course), "autograde", u)
+        proc = _nbgrader(nbc, "autograde", u)
         logs[u] = proc.stderr
-    proc = _nbgrader(broken, {**os.environ, "PYTHONPATH": f"{shim.parent}{os.pathsep}{course}"}, "autograde", "u04")
+    proc = _nbgrader(broken, "autograde", "u04")
     logs["broken"] = proc.stderr
 
     # The same code, graded by `llmfs grade`: the reference and the stubs.

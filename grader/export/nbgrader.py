@@ -276,8 +276,9 @@ _score
 '''
 
 
-def notebook(course: Course, unit: Unit) -> dict:
-    """The source notebook of `unit` (nbformat 4, as a dict)."""
+def notebook(course: Course, unit: Unit, python: str | None = None) -> dict:
+    """The source notebook of `unit` (nbformat 4, as a dict); `python` runs `llmfs grade`
+    (default: this Python; the kernel's own if that path is gone)."""
     pkg = course.package
     mods = unit_modules(course, unit)
     reading = reading_path(course, unit)
@@ -307,7 +308,7 @@ def notebook(course: Course, unit: Unit) -> dict:
             head += f"# Your {mod}.py from {owner} (this unit's tests run it).\n"
         cells.append(_cell("code", head + body, f"{unit.id}_{mod}", solution=True, locked=False))
     cells.append(_cell("code", GRADE.format(
-        unit=unit.id, package=pkg, python=sys.executable, course=str(course.path.resolve()),
+        unit=unit.id, package=pkg, python=python or sys.executable, course=str(course.path.resolve()),
         modules=[m for _, m in mods], timeout=grade_timeout(unit), points=float(unit.points)),
         f"llmfs_{unit.id}_grade", grade=True, points=float(unit.points)))
     return {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
@@ -350,10 +351,10 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def plan(course: Course, units: list[Unit]) -> dict[str, bytes]:
+def plan(course: Course, units: list[Unit], python: str | None = None) -> dict[str, bytes]:
     files = {CONFIG: config_text(course, units).encode("utf-8")}
     for u in units:
-        files[f"source/{u.id}/{u.id}.ipynb"] = _nb_json(notebook(course, u)).encode("utf-8")
+        files[f"source/{u.id}/{u.id}.ipynb"] = _nb_json(notebook(course, u, python)).encode("utf-8")
     return files
 
 
@@ -373,8 +374,10 @@ def _safe_rel(rel: str) -> bool:
     return not p.is_absolute() and ".." not in p.parts
 
 
-def export(course: Course, out: Path | str, unit_ids: list[str] | None = None, force: bool = False) -> list[str]:
-    """Write the nbgrader course to `out`; returns the files written (relative paths)."""
+def export(course: Course, out: Path | str, unit_ids: list[str] | None = None, force: bool = False,
+           python: str | None = None) -> list[str]:
+    """Write the nbgrader course to `out`; returns the files written (relative paths).
+    `python` is the interpreter the grade cells run `llmfs grade` with (default: this one)."""
     out = Path(out).expanduser().resolve()
     if unit_ids:
         units = [course.unit(u) for u in unit_ids]
@@ -397,7 +400,7 @@ def export(course: Course, out: Path | str, unit_ids: list[str] | None = None, f
             raise UserError(f"{out} is not empty and is not an earlier 'llmfs export nbgrader' (no {MANIFEST}); "
                             f"choose an empty folder")
         previous = {k: v for k, v in manifest.items() if _safe_rel(k)}
-    files = plan(course, units)
+    files = plan(course, units, python)
     changed = []
     for rel in files:
         dest = out / rel
@@ -454,6 +457,9 @@ def register(sub) -> None:
                    help="the nbgrader course folder (empty, absent, or an earlier export)")
     p.add_argument("--unit", action="append", dest="units", metavar="UNIT",
                    help="export only this unit (repeatable; default: every ready unit)")
+    p.add_argument("--python", metavar="PATH",
+                   help="the Python (with the kit installed) that the grade cells run 'llmfs grade' with "
+                        "(default: the one running this command)")
     p.add_argument("--force", action="store_true",
                    help="replace files the instructor changed since the last export (each is kept as NAME.bak)")
     p.set_defaults(func=_main)
@@ -463,7 +469,7 @@ def _main(args) -> int:
     from ..cli import course_from
 
     course = course_from(args)
-    written = export(course, args.course_dir, args.units, force=args.force)
+    written = export(course, args.course_dir, args.units, force=args.force, python=args.python)
     units = [Path(r).parent.name for r in written if r.endswith(".ipynb")]
     print(f"wrote an nbgrader course to {Path(args.course_dir).expanduser().resolve()}: "
           f"{CONFIG} and the notebooks of {', '.join(units)}")
