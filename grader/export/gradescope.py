@@ -46,6 +46,10 @@ TORCH_INDEX_URL = "https://download.pytorch.org/whl/cpu"
 # public tests are always "visible").
 HIDDEN_VISIBILITIES = ("after_published", "after_due_date", "hidden")
 
+# Grading one submission stops after the course's submission_timeout_s plus
+# this margin (for starting Python and writing results), unless --timeout-s.
+TIMEOUT_MARGIN_S = 60
+
 # What goes into the zip from the course folder (course.toml is added apart,
 # from the file the course was read from). Anything else stays out: the kit's
 # tests, docs, benchmarks, and the data/ folder where corpora are prepared.
@@ -149,8 +153,10 @@ def _main(args) -> int:
     count = export(course, out, units=args.units, hidden_visibility=args.hidden_visibility,
                    torch_index_url=args.torch_index_url, timeout_s=args.timeout_s)
     points = sum(course.unit(u).points for u in units)
-    print(f"wrote {out} ({count} files): units {', '.join(units)}, {points:g} points in all "
-          f"(set the Gradescope assignment to {points:g} points); hidden tests: {args.hidden_visibility}")
+    limit = args.timeout_s if args.timeout_s is not None else course.defaults.submission_timeout_s + TIMEOUT_MARGIN_S
+    print(f"wrote {out} ({count} files): units {', '.join(units)}, {points:g} points in all; hidden tests: "
+          f"{args.hidden_visibility}.\nIn Gradescope, give the assignment {points:g} points and an autograder "
+          f"timeout above {limit:g} s.")
     return 0
 
 
@@ -218,6 +224,8 @@ def export(course: Course, out: Path, *, units: list[str] | None = None,
            timeout_s: float | None = None) -> int:
     """Write the autograder zip to `out` (whole or not at all); returns how many files it holds."""
     check_units(course, units)
+    if timeout_s is not None and not timeout_s > 0:
+        raise UserError("--timeout-s must be a positive number of seconds")
     if hidden_visibility not in HIDDEN_VISIBILITIES:
         raise UserError(f"--hidden-visibility must be one of {', '.join(HIDDEN_VISIBILITIES)}")
     out = Path(out)

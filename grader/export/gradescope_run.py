@@ -44,11 +44,10 @@ from .. import report
 from ..course import load_course
 from ..intake import MAX_ENTRIES, MAX_FILE_BYTES
 from ..scoring import Grade, TestScore, UnitScore
-from .gradescope import HIDDEN_VISIBILITIES
+from .gradescope import HIDDEN_VISIBILITIES, TIMEOUT_MARGIN_S
 
 DEFAULT_ROOT = "/autograder"
 ROOT_VARIABLE = "LLMFS_AUTOGRADER_ROOT"
-TIMEOUT_MARGIN_S = 60  # beyond the course's submission_timeout_s, for starting and reporting
 ACCEPTED = "a {package}/ folder, the module files themselves ({modules}), or one .zip file holding {package}/"
 SHOWN_WHEN = {"after_published": "once grades are published", "after_due_date": "after the due date",
               "hidden": "to instructors only"}
