@@ -247,6 +247,9 @@ import sys
 
 _python = {python!r} if os.path.exists({python!r}) else sys.executable
 _modules = {modules!r}
+if not os.path.isfile({course!r}):
+    raise RuntimeError("this cell grades on the instructor's machine ({course} is not here); "
+                       "to check your work at home, run `llmfs check {unit}` in the course kit")
 for _m in _modules:
     if not os.path.isfile(os.path.join(LLMFS_DIR, {package!r}, _m + ".py")):
         raise RuntimeError(f"{{_m}}.py was not written: run its cell (the one starting %%writefile) first")
