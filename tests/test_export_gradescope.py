@@ -103,9 +103,9 @@ def test_reference_as_loose_files_scores_full_marks_equal_to_llmfs_grade(autogra
     root = autograder_root(autograder_zip, tmp_path)
     for f in (ROOT / "solutions" / "scratchllm").glob("*.py"):  # attention.py, ... at the top of the upload
         shutil.copy(f, root / "submission" / f.name)
-    before = sorted(p.name for p in (root / "submission").iterdir())
+    before = {p.name: p.read_bytes() for p in (root / "submission").iterdir()}
     results = run_autograder(root)
-    course = load_course(ROOT / "course.toml")
+    course = load_course(root / "source" / "course.toml")
     full = sum(course.unit(u).points for u in UNITS)
     assert results["score"] == full
     assert all(t["status"] == "passed" and t["score"] == t["max_score"] for t in results["tests"])
@@ -115,7 +115,7 @@ def test_reference_as_loose_files_scores_full_marks_equal_to_llmfs_grade(autogra
         assert any(line.startswith(unit) and course.unit(unit).title in line for line in results["output"].splitlines())
     assert "Isolation in force:" in results["output"] and "hidden files unreachable" in results["output"]
     assert results["stdout_visibility"] == "hidden" and results["execution_time"] >= 1
-    assert sorted(p.name for p in (root / "submission").iterdir()) == before  # the upload is left as it was
+    assert {p.name: p.read_bytes() for p in (root / "submission").iterdir()} == before  # the upload is untouched
 
 
 def test_stubs_score_zero_and_hidden_outputs_hold_no_student_text(autograder_zip, tmp_path):
@@ -159,6 +159,32 @@ def test_upload_without_python_scores_zero_with_a_readable_reason(autograder_zip
     assert results["output"].count("\n") == 1  # one line: why, and what to upload instead
     assert "nothing to grade was found in the upload" in results["output"]
     assert "autograd.py, attention.py" in results["output"]  # the modules of the units it grades
+
+
+def test_arrange_finds_the_package_and_refuses_what_it_cannot_grade(tmp_path):
+    sub, scratch = tmp_path / "submission", tmp_path / "scratch"
+    modules = ["autograd", "attention"]
+    (sub / "hw" / "scratchllm").mkdir(parents=True)  # one folder down: graded where it is
+    assert gradescope_run.arrange(sub, scratch, "scratchllm", modules) == (sub, [])
+    shutil.rmtree(sub / "hw")
+    (sub / "attention.py").write_text("x = 1\r\n", encoding="utf-8")
+    (sub / "helpers.py").write_text("y = 2\n", encoding="utf-8")
+    target, notes = gradescope_run.arrange(sub, scratch, "scratchllm", modules)
+    assert target == scratch and [p.name for p in (scratch / "scratchllm").iterdir()] == ["attention.py"]
+    assert (scratch / "scratchllm" / "attention.py").read_bytes() == b"x = 1\r\n"  # intake normalises, not us
+    assert "attention.py" in notes[0]
+    (sub / "attention.py").unlink()
+    (sub / "autograd.py").symlink_to("/etc/passwd")
+    with pytest.raises(gradescope_run.SubmissionError, match="autograd.py is not a regular file"):
+        gradescope_run.arrange(sub, tmp_path / "scratch2", "scratchllm", modules)
+    (sub / "autograd.py").unlink()
+    (sub / "a.zip").write_bytes(b"")
+    assert gradescope_run.arrange(sub, tmp_path / "scratch3", "scratchllm", modules) == (sub / "a.zip", [])
+    (sub / "b.zip").write_bytes(b"")
+    with pytest.raises(gradescope_run.SubmissionError, match="several .zip files were uploaded"):
+        gradescope_run.arrange(sub, tmp_path / "scratch4", "scratchllm", modules)
+    with pytest.raises(gradescope_run.SubmissionError, match="no submission folder"):
+        gradescope_run.arrange(tmp_path / "missing", tmp_path / "scratch5", "scratchllm", modules)
 
 
 def test_results_are_written_when_python_cannot_run(autograder_zip, tmp_path):
