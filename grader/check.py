@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .course import Course
+from .errors import UserError
 from .forbid import unit_problems
+from .report import MAX_MESSAGE, printable
 from .results import TestResult, run_pytest
 from .runners import one_thread
 from .scoring import dependency_note, public_message
@@ -135,7 +137,8 @@ def to_text(report: CheckReport, verbose: bool = False) -> str:
         if u.not_started:
             w(f"       {len(u.not_started)} failing with NotImplementedError (not written yet)\n")
         for t in [] if verbose else u.failed:
-            lines = t.message.strip().splitlines() or [t.status]
+            # Student code wrote much of this text: show escapes, not a terminal's control codes.
+            lines = printable(t.message, MAX_MESSAGE, multiline=True).strip().splitlines() or [t.status]
             w(f"       x {t.name}: {lines[0][:200]}\n")
             for line in lines[1:4]:
                 w(f"           {line[:200]}\n")
@@ -152,7 +155,10 @@ def check(course: Course, unit_id: str | None = None, target_spec: str = "exerci
     if html is not None:
         from .html_report import check_html
 
-        Path(html).write_text(check_html(report), encoding="utf-8")
+        try:
+            Path(html).write_text(check_html(report), encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"cannot write the HTML report to {html}: {e.strerror or e}") from None
         out.write(f"HTML report written to {html}\n")
     return 0 if report.ok else 1
 

@@ -68,7 +68,10 @@ def _main(args) -> int:
     else:
         text = report.to_json(g) if args.format == "json" else report.to_text(g)
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"cannot write the report to {args.out}: {e.strerror or e}") from None
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0 if g.error is None else 1
