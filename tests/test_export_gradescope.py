@@ -39,8 +39,7 @@ UNIT_ARGS = [arg for u in UNITS for arg in ("--unit", u)]
 @pytest.fixture(scope="module")
 def autograder_zip(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export") / "autograder.zip"
-    proc = llmfs("export", "gradescope", str(out), *UNIT_ARGS)
-    assert proc.returncode == 0, proc.stderr
+    assert cli.main(["--course", str(ROOT / "course.toml"), "export", "gradescope", str(out), *UNIT_ARGS]) == 0
     return out
 
 
@@ -213,7 +212,8 @@ def test_results_are_written_when_grading_runs_out_of_time(autograder_zip, tmp_p
 
 def test_hidden_visibility_flag_reaches_every_hidden_test(tmp_path):
     out = tmp_path / "ag.zip"
-    assert cli.main(["export", "gradescope", str(out), "--unit", "u04", "--hidden-visibility", "hidden"]) == 0
+    assert cli.main(["--course", str(ROOT / "course.toml"), "export", "gradescope", str(out), "--unit", "u04",
+                     "--hidden-visibility", "hidden"]) == 0
     with zipfile.ZipFile(out) as zf:
         script = zf.read("run_autograder").decode("utf-8")
     assert "--unit u04 --hidden-visibility hidden" in script
