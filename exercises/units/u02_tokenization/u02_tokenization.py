@@ -91,9 +91,12 @@ print(f"training text: {len(train_text.encode('utf-8')):,} bytes; "
 #
 # `train_bpe` starts from the 256 bytes and the special token, then merges the most
 # frequent adjacent pair again and again. The first merges are the commonest pairs
-# in English: a space and a letter (words keep their leading space), `th`, `in`,
-# `the`... Each row is one merge: its rank (the order it was learned), the pair, and
-# the new token, written as Python strings so that spaces show.
+# in English: a space and a letter (words keep their leading space), `he`, `in`, `er`,
+# and soon the word ` the`, built from two earlier merges. Each row is one merge: its
+# rank (the order it was learned), the pair, and the new token with its id, written
+# as Python strings so that spaces show. (A `train_bpe` that recounts every pair
+# after each merge takes several seconds here, the incremental one of section 5 of
+# the reading a fraction of a second.)
 
 # %%
 vocab_size = 256 + 1 + (300 if unit.quick else 1000)
