@@ -184,8 +184,10 @@ def test_autograde_scores_equal_llmfs_grade(graded, unit):
 
 def test_files_beside_the_notebooks_are_not_graded(graded):
     # trap 1: a reference module in source/u04/ and one beside the stub student's notebook
-    assert _scores(graded["nbc"], "u04")["stub"][0] == 0
     assert not (graded["nbc"] / "release/u04/scratchllm").exists(), "a module in source/ was released to students"
+    copied = graded["nbc"] / "autograded/stub/u04/scratchllm"
+    assert not copied.exists(), "a module file was copied beside the graded notebook"
+    assert _scores(graded["nbc"], "u04")["stub"][0] == 0
 
 
 def test_a_dead_kernel_scores_zero(graded):
