@@ -20,8 +20,8 @@ grade`` (``--python``): it is killed, or prints no report. The reference then
 scores 0 under nbgrader, never full points. Trap 2 (nbgrader's 30 s cell
 timeout) is checked on the configuration nbgrader loads.
 
-Measured on the kit's 2-core machine: about 2.5 minutes for the whole file,
-most of it `llmfs grade` (u01 ~20 s, u04 ~11 s per submission).
+Measured on a shared 2-core machine: 1.7 to 3.5 minutes for the whole file
+(one module-scoped setup), most of it `llmfs grade` (u01 ~20 s, u04 ~11 s a run).
 """
 
 from __future__ import annotations
