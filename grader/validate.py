@@ -256,7 +256,9 @@ def run_tests(course: Course, files: list[Path], target: str, progress: Progress
     pyproject = course.root / "pyproject.toml"
     if pyproject.is_file():
         cmd += ["-c", str(pyproject)]
-    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    # One torch thread per child, as under `llmfs grade`: children running side by side
+    # then share the cores instead of fighting over them.
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.pop("LLMFS_TARGET", None)
     start = time.monotonic()
     progress.begin(label)
