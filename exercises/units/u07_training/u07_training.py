@@ -130,7 +130,7 @@ V = len(chars)
 print(f"{len(text):,} characters from {len(readings)} readings, {V} distinct: "
       f"{len(train_ids):,} to train on, {len(val_ids):,} held out")
 
-ITERS = 150 if unit.quick else 1500
+ITERS = 150 if unit.quick else 600
 MAX_NORM = 0.3  # low, so that you see it act: 1.0 (TrainConfig's default) seldom bites here
 
 # %%
