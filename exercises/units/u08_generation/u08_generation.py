@@ -189,6 +189,8 @@ if gpt is not None:
             print(f"--- {name} ---")
             print(decode(out[0].tolist()))
             print()
+else:
+    print("Not yet: there is no trained GPT (the training cell above says why).")
 
 # %% [markdown]
 # ## The KV cache changes the speed, not the text
@@ -212,6 +214,8 @@ if gpt is not None:
             seconds[use_cache] = time.perf_counter() - start
         print(f"{n_fit} greedy tokens: {seconds[True]:.3f} s with the cache, {seconds[False]:.3f} s without; "
               f"same tokens: {torch.equal(outputs[True], outputs[False])}")
+else:
+    print("Not yet: there is no trained GPT (the training cell above says why).")
 
 # %% [markdown]
 # ## How surprised is the model by text it never saw?
@@ -245,6 +249,8 @@ if gpt is not None:
         plt.show()
         for name, ppl, bpb in rows:
             print(f"{name:>16}: perplexity {ppl:8.2f}, {bpb:.3f} bits per byte")
+else:
+    print("Not yet: there is no trained GPT (the training cell above says why).")
 
 # %% [markdown]
 # ## Next

@@ -103,31 +103,39 @@ def llmfs(*args):
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 # %% [markdown]
-# ## The data
+# ## The data and the model
 #
-# The real thing (the normal setting) is `shakespeare-char` on tinyshakespeare,
-# which `llmfs data prepare` fetches once and checks against its SHA-256. In the
-# quick setting (CI, no internet) the same preset trains a much smaller model for a
-# few dozen steps on a file of the course's own readings instead (`data=FILE`
-# takes any UTF-8 text file).
+# The real thing is the preset `shakespeare-char` on tinyshakespeare, which
+# `llmfs data prepare` downloads once and checks against its SHA-256. Without
+# internet, set `SHAKESPEARE = False`: the same preset then trains on a file of the
+# course's own readings (`data=FILE` takes any UTF-8 text file). The quick setting
+# (CI) does that, with a much smaller model and a few dozen steps.
 
 # %%
+SHAKESPEARE = not unit.quick  # False: train on the course's readings, nothing to download
 if unit.quick:
     scratch = tempfile.TemporaryDirectory(prefix="u09-notebook-")  # removed when the kernel stops
-    RUN = Path(scratch.name) / "run"
-    corpus = RUN.parent / "readings.txt"
-    readings = sorted((unit.course.exercises / "units").glob("*/README.md"))
-    corpus.write_text("\n".join(p.read_text(encoding="utf-8") for p in readings), encoding="utf-8")
-    SETTINGS = [f"data={corpus}", "val_fraction=0.02", "n_layer=1", "n_head=2", "d_model=32", "d_ff=64",
-                "block_size=32", "batch_size=8", "max_lr=1e-2", "min_lr=1e-3", "eval_interval=10",
-                "eval_iters=4", "sample_tokens=80"]
+    RUNS = Path(scratch.name)
+    SHAPE = ["val_fraction=0.02", "n_layer=1", "n_head=2", "d_model=32", "d_ff=64", "block_size=32",
+             "batch_size=8", "max_lr=1e-2", "min_lr=1e-3", "eval_interval=10", "eval_iters=4",
+             "sample_tokens=80"]
     MAX_ITERS = 50
-    data_ready = True
 else:
-    RUN = unit.course.root / "runs" / "u09-notebook"
-    SETTINGS = []  # the preset as it is: 4 layers, d_model 128, block_size 64
+    RUNS = unit.course.root / "runs"
+    SHAPE = []  # the preset as it is: 4 layers, d_model 128, block_size 64, batch 12
     MAX_ITERS = 2000  # the preset's own; fewer (e.g. 500) for a quicker look
+
+if SHAKESPEARE:
+    DATA = []  # the preset's own corpus
     data_ready = llmfs("data", "prepare", "tinyshakespeare")
+else:
+    corpus = RUNS / "readings.txt"
+    readings = sorted((unit.course.exercises / "units").glob("*/README.md"))
+    RUNS.mkdir(parents=True, exist_ok=True)
+    corpus.write_text("\n".join(p.read_text(encoding="utf-8") for p in readings), encoding="utf-8")
+    DATA = [f"data={corpus}"]
+    data_ready = True
+RUN = RUNS / f"u09-notebook-{'shakespeare' if SHAKESPEARE else 'readings'}"
 
 # %% [markdown]
 # ## Train
@@ -143,9 +151,9 @@ else:
 if (RUN / "ckpt.pt").is_file():
     print(f"{RUN} already holds a trained run; delete it to train again.")
 elif data_ready:
-    llmfs("train", "shakespeare-char", *SETTINGS, "--max-iters", MAX_ITERS, "--out", RUN, "--device", DEVICE)
+    llmfs("train", "shakespeare-char", *DATA, *SHAPE, "--max-iters", MAX_ITERS, "--out", RUN, "--device", DEVICE)
 else:
-    print("No corpus to train on: `llmfs data prepare tinyshakespeare` failed (see above).")
+    print("Not yet: no corpus to train on (`llmfs data prepare` said why above; or set SHAKESPEARE = False).")
 
 # %% [markdown]
 # ## What the training recorded
@@ -191,7 +199,7 @@ if history_file.is_file():
     fig.tight_layout()
     plt.show()
 else:
-    print(f"No history yet in {RUN}: the training above did not run to the end.")
+    print(f"Not yet: no history in {RUN}; the training above did not run to the end.")
 
 # %% [markdown]
 # ## Generate
@@ -205,6 +213,8 @@ else:
 if (RUN / "ckpt.pt").is_file():
     llmfs("generate", RUN, "--prompt", "ROMEO:", "--max-new-tokens", 80 if unit.quick else 500,
           "--temperature", 0.8, "--seed", 0)
+else:
+    print("Not yet: train a model above first.")
 
 # %% [markdown]
 # ## Evaluate
@@ -216,6 +226,8 @@ if (RUN / "ckpt.pt").is_file():
 # %%
 if (RUN / "ckpt.pt").is_file():
     llmfs("eval", RUN)
+else:
+    print("Not yet: train a model above first.")
 
 # %% [markdown]
 # ## Next
