@@ -65,6 +65,7 @@ unit.check()
 
 # %%
 import json
+import signal
 import subprocess
 import tempfile
 import time
@@ -79,25 +80,40 @@ def llmfs(*args):
     --target); True if it succeeded.
 
     Its output is shown as it comes, except that the progress bar, redrawn at every
-    step, is shown once every 10 seconds.
+    step, is shown once every 10 seconds. Stopping the cell (the ■ button) stops the
+    command as Ctrl-C would: `llmfs train` then saves a checkpoint that --resume continues.
     """
     args = [str(a) for a in args]
     if args[0] in ("train", "generate", "eval"):
         args += ["--target", unit.target_spec]
     print("$ llmfs", " ".join(args), flush=True)
     cmd = [sys.executable, "-m", "grader", "--course", str(unit.course.path), *args]
-    last_bar = 0.0
+    # Its own session, so that the one Ctrl-C it gets is the one sent below.
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
-                          errors="replace") as proc:
-        for line in proc.stdout:  # a progress bar's redraws ("\r") arrive as lines of their own
-            if not line.strip():
-                continue
-            if "%|" in line:
-                if time.monotonic() - last_bar < 10:
-                    continue
-                last_bar = time.monotonic()
-            print(line.strip("\r\n"), flush=True)
+                          errors="replace", start_new_session=os.name != "nt") as proc:
+        try:
+            show(proc.stdout)
+        except KeyboardInterrupt:
+            if os.name == "nt":
+                proc.terminate()
+            else:
+                proc.send_signal(signal.SIGINT)
+            show(proc.stdout)
     return proc.returncode == 0
+
+
+def show(output):
+    """Print a command's output line by line; a progress bar's redraws ("\r") arrive as lines
+    of their own, and one in 10 seconds is enough."""
+    last_bar = 0.0
+    for line in output:
+        if not line.strip():
+            continue
+        if "%|" in line:
+            if time.monotonic() - last_bar < 10:
+                continue
+            last_bar = time.monotonic()
+        print(line.strip("\r\n"), flush=True)
 
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -143,13 +159,15 @@ RUN = RUNS / f"u09-notebook-{'shakespeare' if SHAKESPEARE else 'readings'}"
 # `llmfs train` writes a run folder: the resolved settings, the tokenizer, your
 # checkpoint, `history.jsonl` (one line per step) and a sample of text. On a
 # laptop's CPU the full preset takes some minutes; on a Colab GPU about a minute.
-# Run this cell again and it leaves a finished run alone: delete the folder to
-# train afresh, or continue one with `llmfs train shakespeare-char --out FOLDER
-# --resume --max-iters N`.
+# Stop the cell (■) as you would press Ctrl-C: your `train` saves a checkpoint of
+# the last finished step, and the cells below use it. Run this cell again and it
+# leaves an existing run alone: delete the folder to train afresh, or continue
+# the run in a terminal with `llmfs train shakespeare-char --out FOLDER --resume
+# --max-iters N` (the run folder remembers its settings).
 
 # %%
 if (RUN / "ckpt.pt").is_file():
-    print(f"{RUN} already holds a trained run; delete it to train again.")
+    print(f"{RUN} already holds a run; delete that folder to train again.")
 elif data_ready:
     llmfs("train", "shakespeare-char", *DATA, *SHAPE, "--max-iters", MAX_ITERS, "--out", RUN, "--device", DEVICE)
 else:
