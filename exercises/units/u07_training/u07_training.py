@@ -210,7 +210,7 @@ if history:
         print(f"{clipped} of {len(norms)} steps were clipped; largest norm after clipping: "
               f"{max(a for _, a in norms):.4f}")
 else:
-    print("Nothing to draw yet: the cell above has not run your train to the end.")
+    print("Not yet: nothing to draw, the cell above has not run your train to the end.")
 
 # %% [markdown]
 # ## Next
