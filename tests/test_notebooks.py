@@ -74,6 +74,7 @@ def test_notebook_runs_against_the_solutions(unit_id, monkeypatch):
     monkeypatch.setenv("LLMFS_TARGET", "solutions")
     monkeypatch.setenv("LLMFS_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as under llmfs grade: two torch threads on a busy 2-core machine crawl
     # The kernel is this interpreter, whichever environment runs the tests.
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     data = nbformat.read(nb.ipynb, as_version=4)
