@@ -134,7 +134,10 @@ def test_the_pyproject_installs_the_grader_and_tests_the_exercises(out):
     student = tomllib.loads((out / "pyproject.toml").read_text(encoding="utf-8"))
     kit = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert student["project"]["dependencies"] == kit["project"]["dependencies"]
-    assert student["tool"]["setuptools"]["packages"] == ["grader"]
+    # The grader's packages (the CLI imports grader.export), never the hidden tests.
+    packages = student["tool"]["setuptools"]["packages"]
+    assert "grader" in packages and not any(p.startswith("grader.hidden") for p in packages)
+    assert packages == kit["tool"]["setuptools"]["packages"]
     assert student["tool"]["pytest"]["ini_options"]["testpaths"] == ["exercises/tests"]
     assert student["project"]["scripts"]["llmfs"] == "grader.cli:main"
 
