@@ -33,16 +33,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbgrader  # noqa: F401  (the 'test' extra installs it: missing, this file fails, never skips)
 import pytest
 
-pytest.importorskip("nbgrader", reason="the nbgrader export's kit test needs the 'test' extra (nbgrader)")
+from grader.cli import main as llmfs
+from grader.course import load_course
+from grader.export import nbgrader as nbexport
 
-from grader.cli import main as llmfs  # noqa: E402
-from grader.course import load_course  # noqa: E402
-from grader.export import nbgrader as nbexport  # noqa: E402
-
-from course_copy import copy_course  # noqa: E402
-from kit import ROOT  # noqa: E402
+from course_copy import copy_course
+from kit import ROOT
 
 UNITS = ("u01", "u04")
 MODULE = {"u01": "autograd", "u04": "attention"}

@@ -13,13 +13,12 @@ import os
 import re
 import sys
 
+import nbclient  # the test extra installs both: a missing one is a failure, never a skip
+import nbformat
 import pytest
 
 from grader.course import load_course
 from grader.notebook_sync import notebooks, problems, setup_cell
-
-nbformat = pytest.importorskip("nbformat", reason="needs the notebooks extra")
-nbclient = pytest.importorskip("nbclient", reason="needs the notebooks extra")
 
 COURSE = load_course()
 NOTEBOOKS = {nb.unit.id: nb for nb in notebooks(COURSE)}
