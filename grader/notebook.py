@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
 from .course import Course, Unit, load_course
@@ -49,12 +48,6 @@ class UnitNotebook:
     def quick(self) -> bool:
         """True when the notebook should use its small configuration (CI)."""
         return os.environ.get(QUICK_ENV, "") not in ("", "0")
-
-    @property
-    def reading(self) -> Path:
-        """This unit's reading (its README.md)."""
-        found = sorted((self.course.exercises / "units").glob(f"{self.unit.id}_*/README.md"))
-        return found[0] if found else self.course.exercises / "units"
 
     def module(self, name: str) -> ModuleType:
         """`scratchllm.<name>` from the target, loaded afresh: run this cell again after

@@ -131,7 +131,8 @@ def problems(course: Course) -> list[str]:
                 found.append(f"{rel}/{nb.ipynb.name} holds outputs: commit it as --write makes it, without them")
         reading = nb.reading.read_text(encoding="utf-8") if nb.reading.is_file() else ""
         if colab_url(course, nb) not in reading:
-            found.append(f"{rel}/README.md has no \"Open in Colab\" link to {colab_url(course, nb)}")
+            found.append(f"{rel}/README.md has no \"Open in Colab\" link; put this at its top: "
+                         f"{colab_link(course, nb)}")
     readme = course.root / "README.md"
     text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
     found += [f"README.md has no \"Open in Colab\" link to {colab_url(course, nb)}"
